@@ -1,0 +1,160 @@
+"""The span contract: every span name and attribute key yolospan emits.
+
+Users search Jaeger and write test assertions with these strings, so they are public API and live
+in this one module. ``docs/span-contract.md`` is checked against it by the test suite.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+NAMESPACE: Final = "yolospan"
+"""Prefix of every attribute key below."""
+
+# --- span names -------------------------------------------------------------------------------
+
+SPAN_MODEL_INIT: Final = "model.init"
+"""Root span of creating a model: build, stride probe, info profile, AMP check."""
+
+SPAN_STRIDE_PROBE: Final = "stride_probe"
+"""Phase: one forward of zeros to learn the strides from the head's output maps."""
+
+SPAN_INFO_PROFILE: Final = "info_profile"
+"""Phase: parameter/gradient/layer counts and one FLOPs-counting forward."""
+
+SPAN_AMP_CHECK: Final = "amp_check"
+"""Phase: the same image in fp32 and under autocast, compared (two forwards, or none when skipped)."""
+
+SPAN_FUSE: Final = "fuse"
+"""Phase: Conv+BatchNorm folding for inference."""
+
+SPAN_FORWARD: Final = "forward"
+"""One call of an instrumented module. Layer spans are named after the layer's type instead."""
+
+PHASE_SPAN_NAMES: Final = (SPAN_STRIDE_PROBE, SPAN_INFO_PROFILE, SPAN_AMP_CHECK, SPAN_FUSE)
+"""The phases of model creation, in the order upstream YOLOv5 runs them (fuse only on request)."""
+
+# --- every forward and layer span ---------------------------------------------------------------
+
+PHASE: Final = "yolospan.phase"
+"""str: the phase a span belongs to; set on phase spans and on every forward/layer span inside one."""
+
+INPUT_SHAPE: Final = "yolospan.input.shape"
+"""int[]: shape of the first tensor argument (depth-first through lists/tuples/dicts)."""
+
+INPUT_COUNT: Final = "yolospan.input.count"
+"""int: number of tensor arguments, found depth-first (a Concat layer receives several)."""
+
+INPUT_DTYPE: Final = "yolospan.input.dtype"
+"""str: dtype of the first tensor argument without the ``torch.`` prefix, e.g. ``float32``."""
+
+DEVICE: Final = "yolospan.device"
+"""str: device of the first tensor argument, e.g. ``cpu`` or ``cuda:0``."""
+
+TRAINING: Final = "yolospan.training"
+"""bool: the module's ``training`` flag during this call."""
+
+AUTOCAST: Final = "yolospan.autocast"
+"""str: the autocast dtype in effect for the input's device (e.g. ``float16``), absent when off."""
+
+OUTPUT_COUNT: Final = "yolospan.output.count"
+"""int: number of tensors in the output, flattened depth-first (Detect's ``(pred, [p3, p4, p5])`` is 4)."""
+
+OUTPUT_SHAPE_TEMPLATE: Final = "yolospan.output.{index}.shape"
+"""int[]: shape of the ``index``-th output tensor in depth-first order; at most ``MAX_INDEXED`` are kept."""
+
+OUTPUT_DTYPE: Final = "yolospan.output.dtype"
+"""str: dtype of the first output tensor."""
+
+FLOPS: Final = "yolospan.flops"
+"""int: 2 x multiply-accumulates of this call by thop's per-module rules, at this call's shapes."""
+
+FLOPS_METHOD: Final = "yolospan.flops.method"
+"""str: how ``yolospan.flops`` was obtained: ``thop`` (counted during this call) or ``thop.cached``."""
+
+MAX_INDEXED: Final = 32
+"""Indexed attributes per span are capped so a span stays well inside the SDK's 128-attribute limit."""
+
+# --- layer spans --------------------------------------------------------------------------------
+
+LAYER_INDEX: Final = "yolospan.layer.index"
+"""int: position of the layer in the model's layer list (YOLO's ``i``; child order otherwise)."""
+
+LAYER_TYPE: Final = "yolospan.layer.type"
+"""str: the layer's type name, also the span's name (``Conv``, ``C3``, ``Detect``, ...)."""
+
+LAYER_FROM: Final = "yolospan.layer.from"
+"""int[]: the layers this one reads (YOLO's ``from`` column; -1 is the previous layer)."""
+
+LAYER_PARAMS: Final = "yolospan.layer.params"
+"""int: number of parameters of the layer."""
+
+# --- model.init -------------------------------------------------------------------------------
+
+MODEL_NAME: Final = "yolospan.model.name"
+"""str: the config's name (``yolov5s``) or the YAML file's stem."""
+
+MODEL_NC: Final = "yolospan.model.nc"
+"""int: number of classes."""
+
+MODEL_PARAMS: Final = "yolospan.model.params"
+"""int: number of parameters after creation."""
+
+MODEL_LAYERS: Final = "yolospan.model.layers"
+"""int: number of layers in the config (rows of backbone + head)."""
+
+MODEL_STRIDE: Final = "yolospan.model.stride"
+"""int[]: strides of the detection levels learnt by the stride probe, e.g. ``[8, 16, 32]``."""
+
+# --- info_profile -------------------------------------------------------------------------------
+
+GFLOPS: Final = "yolospan.gflops"
+"""float: GFLOPs at ``yolospan.profile.imgsz`` (scaled from the probe forward), rounded to 0.1 as printed."""
+
+PROFILE_IMGSZ: Final = "yolospan.profile.imgsz"
+"""int: image size the GFLOPs are reported at (default 640)."""
+
+PROFILE_INPUT: Final = "yolospan.profile.input"
+"""int: side of the square probe input actually run (max(max stride, 32))."""
+
+PARAMS: Final = "yolospan.params"
+"""int: parameter count reported by the profile."""
+
+GRADIENTS: Final = "yolospan.gradients"
+"""int: number of parameters that require gradients."""
+
+LAYERS: Final = "yolospan.layers"
+"""int: module count reported by the profile (all modules, as upstream v7.0 prints it)."""
+
+# --- amp_check ----------------------------------------------------------------------------------
+
+AMP_RESULT: Final = "yolospan.amp.result"
+"""str: ``passed``, ``failed`` or ``skipped``."""
+
+AMP_REASON: Final = "yolospan.amp.reason"
+"""str: why the check passed, failed or was skipped."""
+
+AMP_DTYPE: Final = "yolospan.amp.dtype"
+"""str: the autocast dtype compared against fp32 (``float16`` on CUDA, ``bfloat16`` on CPU)."""
+
+AMP_MAX_ABS_DIFF: Final = "yolospan.amp.max_abs_diff"
+"""float: largest absolute difference between the fp32 and autocast raw predictions."""
+
+AMP_INPUT_SHAPE: Final = "yolospan.amp.input.shape"
+"""int[]: the letterboxed image tensor both forwards ran on, e.g. ``[1, 3, 640, 480]``."""
+
+AMP_COMPARED: Final = "yolospan.amp.compared"
+"""str: what was compared (raw predictions, and the post-NMS boxes as upstream does)."""
+
+
+def output_shape_key(index: int) -> str:
+    """Key of the ``index``-th flattened output's shape."""
+    return OUTPUT_SHAPE_TEMPLATE.format(index=index)
+
+
+def input_shape_key(index: int) -> str:
+    """Key of the ``index``-th tensor argument's shape, set when a call receives several tensors."""
+    return f"yolospan.input.{index}.shape"
+
+
+__all__ = [name for name in dir() if name.isupper() or name.endswith("_key")]

@@ -1,0 +1,35 @@
+"""The generic tracing core: any ``nn.Module``'s forwards and any phase as OpenTelemetry spans.
+
+It talks to the OpenTelemetry API only and knows nothing of YOLO; models announce their phases
+through `phase` and `span`, and describe their layers through `LayeredModule`.
+"""
+
+from __future__ import annotations
+
+from yolospan.tracing._context import current_phase, get_tracer, resolve_provider, use_tracer_provider
+from yolospan.tracing._instrument import (
+    Instrumentation,
+    Layer,
+    LayeredModule,
+    instrument,
+    instrumentation_of,
+    invalidate_flops,
+    layers_of,
+)
+from yolospan.tracing._span import phase, span
+
+__all__ = [
+    "Instrumentation",
+    "Layer",
+    "LayeredModule",
+    "current_phase",
+    "get_tracer",
+    "instrument",
+    "instrumentation_of",
+    "invalidate_flops",
+    "layers_of",
+    "phase",
+    "resolve_provider",
+    "span",
+    "use_tracer_provider",
+]

@@ -1,0 +1,76 @@
+"""FLOPs of a module call by thop's per-module rules, applied to the call's real shapes.
+
+thop's own ``profile`` needs a model copy and an extra forward. Here the same rules run as
+forward hooks during the traced forward itself, only while a call's signature is not yet cached,
+so a steady stream of same-shaped forwards pays nothing for counting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+_log = logging.getLogger(__name__)
+
+Rule = Callable[[nn.Module, tuple[Any, ...], Any], Any]
+_MISSING = object()
+_rules: dict[type, Rule | None] = {}
+
+
+def _thop_tables() -> tuple[dict[type, Rule], Rule]:
+    from thop.profile import register_hooks, zero_ops
+
+    return register_hooks, zero_ops
+
+
+def rule_for(module_type: type) -> Rule | None:
+    """thop's rule for a type, resolved through its MRO as thop does; None for zero-cost or unknown types."""
+    if module_type in _rules:
+        return _rules[module_type]
+    table, zero_ops = _thop_tables()
+    found: Rule | None = None
+    for klass in module_type.__mro__:
+        if klass in table:
+            found = table[klass]
+            break
+    rule = None if found is zero_ops else found
+    _rules[module_type] = rule
+    return rule
+
+
+def macs(module: nn.Module, rule: Rule, args: tuple[Any, ...], output: Any) -> int:
+    """Run a thop rule against the real module; thop writes its count into ``module.total_ops``."""
+    store = module.__dict__
+    previous = store.get("total_ops", _MISSING)
+    store["total_ops"] = 0
+    try:
+        rule(module, args, output)
+        return int(store["total_ops"])
+    finally:
+        if previous is _MISSING:
+            store.pop("total_ops", None)
+        else:
+            store["total_ops"] = previous
+
+
+def attach_counters(root: nn.Module, sink: Callable[[int], None]) -> list[RemovableHandle]:
+    """Hook every module under ``root`` that thop charges for; each call reports 2 x MACs to ``sink``."""
+    handles: list[RemovableHandle] = []
+    for module in root.modules():
+        rule = rule_for(type(module))
+        if rule is None:
+            continue
+
+        def count(m: nn.Module, args: tuple[Any, ...], output: Any, rule: Rule = rule) -> None:
+            try:
+                sink(2 * macs(m, rule, args, output))
+            except Exception:  # a counting rule must never break the model's forward
+                _log.warning("yolospan: FLOPs rule failed for %s", type(m).__name__, exc_info=True)
+
+        # prepend: the count must land before yolospan's own post-hook closes the span.
+        handles.append(module.register_forward_hook(count, prepend=True))
+    return handles

@@ -1,0 +1,263 @@
+"""Module hooks → spans: every forward of an instrumented module becomes a ``forward`` span.
+
+One pre-hook opens the span and makes it current (so layer spans nest under it), one
+``always_call`` post-hook ends it, with ERROR status when the forward raised. Attributes are
+computed only for recording spans; FLOPs come from a per-signature cache, counted by thop's
+rules during the first forward of each signature (see `_flops`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from yolospan import attributes as A
+from yolospan.tracing import _attrs, _flops
+from yolospan.tracing._context import current_phase, get_tracer
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a model as its spans describe it."""
+
+    index: int
+    module: nn.Module
+    type: str
+    sources: tuple[int, ...] = ()
+
+
+@runtime_checkable
+class LayeredModule(Protocol):
+    """A model that names its own layers (YOLO's ``i``, type and ``from``) for ``layers=True``."""
+
+    def traced_layers(self) -> Sequence[Layer]: ...
+
+
+def layers_of(module: nn.Module) -> list[Layer]:
+    """The model's own layer list, or its direct children for any other module."""
+    if isinstance(module, LayeredModule):
+        return list(module.traced_layers())
+    return [Layer(i, child, type(child).__name__) for i, child in enumerate(module.children())]
+
+
+class _Frame:
+    """One open span; ``counting`` while its FLOPs are being tallied by thop hooks."""
+
+    __slots__ = ("counters", "counting", "flops", "key", "module", "span", "token")
+
+    def __init__(self, span: trace.Span, token: object, module: nn.Module) -> None:
+        self.span = span
+        self.token = token
+        self.module = module
+        self.key: tuple[Any, ...] | None = None
+        self.counting = False
+        self.flops = 0
+        self.counters: list[RemovableHandle] = []
+
+
+_registry: weakref.WeakKeyDictionary[nn.Module, Instrumentation] = weakref.WeakKeyDictionary()
+
+
+class Instrumentation:
+    """Handle returned by `instrument`; `remove` (or leaving a ``with`` block) takes every hook off."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        layers: bool = False,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.module = module
+        self.layers = layers
+        self._provider = tracer_provider
+        self._local = threading.local()
+        self._flops_cache: dict[nn.Module, dict[tuple[Any, ...], int]] = {}
+        self._static: dict[nn.Module, _attrs.Attributes] = {}
+        self._hooks: list[RemovableHandle] = []
+        self._attach(module, A.SPAN_FORWARD, {})
+        if layers:
+            for layer in layers_of(module):
+                static: _attrs.Attributes = {
+                    A.LAYER_INDEX: layer.index,
+                    A.LAYER_TYPE: layer.type,
+                    A.LAYER_PARAMS: sum(p.numel() for p in layer.module.parameters()),
+                }
+                if layer.sources:
+                    static[A.LAYER_FROM] = list(layer.sources)
+                self._attach(layer.module, layer.type, static)
+        _registry[module] = self
+
+    @property
+    def active(self) -> bool:
+        return bool(self._hooks)
+
+    def remove(self) -> None:
+        """Take every hook off; the module behaves as if it was never instrumented."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+        self._flops_cache.clear()
+        if _registry.get(self.module) is self:
+            del _registry[self.module]
+
+    def invalidate_flops(self) -> None:
+        """Forget cached FLOPs, after the module's structure changed (e.g. Conv+BN fusing)."""
+        self._flops_cache.clear()
+
+    def __enter__(self) -> Instrumentation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def _attach(self, module: nn.Module, name: str, static: _attrs.Attributes) -> None:
+        self._static[module] = static
+
+        def pre(m: nn.Module, args: tuple[Any, ...]) -> None:
+            self._open(m, name, args)
+
+        def post(m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            self._close(output)
+
+        self._hooks.append(module.register_forward_pre_hook(pre))
+        self._hooks.append(module.register_forward_hook(post, always_call=True))
+
+    def _stack(self) -> list[_Frame | None]:
+        stack: list[_Frame | None] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def _open(self, module: nn.Module, name: str, args: tuple[Any, ...]) -> None:
+        stack = self._stack()
+        try:
+            span = get_tracer(self._provider).start_span(name)
+            frame = _Frame(span, otel_context.attach(trace.set_span_in_context(span)), module)
+        except Exception:
+            _log.warning("yolospan: could not start a span for %s", name, exc_info=True)
+            stack.append(None)  # keeps the post-hook balanced
+            return
+        stack.append(frame)
+        if not span.is_recording():
+            return
+        try:
+            self._describe_call(frame, args, stack)
+        except Exception:
+            _log.warning("yolospan: could not describe %s", name, exc_info=True)
+
+    def _describe_call(self, frame: _Frame, args: tuple[Any, ...], stack: list[_Frame | None]) -> None:
+        module = frame.module
+        tensors = list(_attrs.iter_tensors(args))
+        attrs = _attrs.input_attributes(tensors, module.training)
+        attrs.update(self._static[module])
+        phase = current_phase()
+        if phase is not None:
+            attrs[A.PHASE] = phase
+        frame.span.set_attributes(attrs)
+        key = _attrs.signature(tensors, module.training)
+        cached = self._flops_cache.get(module, {}).get(key)
+        if cached is not None:
+            frame.flops = cached
+            return
+        frame.key = key
+        frame.counting = True
+        if not any(f is not None and f.counting for f in stack[:-1]):
+            # The enclosing frame already hooks this subtree when it is counting too.
+            frame.counters = _flops.attach_counters(module, self._add_flops)
+
+    def _add_flops(self, flops: int) -> None:
+        for frame in self._stack():
+            if frame is not None and frame.counting:
+                frame.flops += flops
+
+    def _close(self, output: Any) -> None:
+        stack = self._stack()
+        if not stack:
+            return
+        frame = stack.pop()
+        if frame is None:
+            return
+        span = frame.span
+        error = sys.exc_info()[1] if output is None else None
+        try:
+            for handle in frame.counters:
+                handle.remove()
+            if span.is_recording():
+                self._finish(frame, output, error)
+        except Exception:
+            _log.warning("yolospan: could not finish span %s", getattr(span, "name", "?"), exc_info=True)
+        finally:
+            try:
+                otel_context.detach(frame.token)  # type: ignore[arg-type]
+            finally:
+                span.end()
+
+    def _finish(self, frame: _Frame, output: Any, error: BaseException | None) -> None:
+        span = frame.span
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            return
+        attrs = _attrs.output_attributes(output)
+        if frame.counting:
+            assert frame.key is not None
+            self._flops_cache.setdefault(frame.module, {})[frame.key] = frame.flops
+            attrs[A.FLOPS_METHOD] = "thop"
+        else:
+            attrs[A.FLOPS_METHOD] = "thop.cached"
+        attrs[A.FLOPS] = frame.flops
+        span.set_attributes(attrs)
+
+
+def instrument(
+    module: nn.Module,
+    *,
+    layers: bool = False,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> Instrumentation:
+    """Trace every forward of ``module`` (and, with ``layers=True``, of each layer) as a span.
+
+    Without ``tracer_provider`` spans go to the provider set by `use_tracer_provider`, else to
+    OpenTelemetry's global one; with neither configured the hooks cost next to nothing.
+    """
+    existing = _registry.get(module)
+    if existing is not None and existing.active:
+        raise RuntimeError(
+            f"{type(module).__name__} is already instrumented by yolospan; remove() that handle first"
+        )
+    return Instrumentation(module, layers=layers, tracer_provider=tracer_provider)
+
+
+def instrumentation_of(module: nn.Module) -> Instrumentation | None:
+    """The active instrumentation of ``module``, if any."""
+    handle = _registry.get(module)
+    return handle if handle is not None and handle.active else None
+
+
+def invalidate_flops(module: nn.Module) -> None:
+    """Tell yolospan that ``module``'s structure changed, so cached FLOPs are recounted."""
+    handle = instrumentation_of(module)
+    if handle is not None:
+        handle.invalidate_flops()
