@@ -42,6 +42,9 @@ PHASE: Final = "yolospan.phase"
 INPUT_SHAPE: Final = "yolospan.input.shape"
 """int[]: shape of the first tensor argument (depth-first through lists/tuples/dicts)."""
 
+INPUT_SHAPE_TEMPLATE: Final = "yolospan.input.{index}.shape"
+"""int[]: shape of the ``index``-th tensor argument, set only when a call receives several tensors."""
+
 INPUT_COUNT: Final = "yolospan.input.count"
 """int: number of tensor arguments, found depth-first (a Concat layer receives several)."""
 
@@ -154,7 +157,7 @@ def output_shape_key(index: int) -> str:
 
 def input_shape_key(index: int) -> str:
     """Key of the ``index``-th tensor argument's shape, set when a call receives several tensors."""
-    return f"yolospan.input.{index}.shape"
+    return INPUT_SHAPE_TEMPLATE.format(index=index)
 
 
 __all__ = [name for name in dir() if name.isupper() or name.endswith("_key")]

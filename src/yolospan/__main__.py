@@ -1,0 +1,5 @@
+import sys
+
+from yolospan.cli import main
+
+sys.exit(main())
