@@ -47,7 +47,7 @@ def entries() -> list[Entry]:
         sections[number] = current
     body = ast.parse(source).body
     found: list[Entry] = []
-    for node, following in zip(body, [*body[1:], None]):
+    for node, following in zip(body, [*body[1:], None], strict=True):
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
         if not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
@@ -65,7 +65,13 @@ def render() -> str:
     for entry in entries():
         if entry.section != section:
             section = entry.section
-            lines += ["", f"## {section[:1].upper()}{section[1:]}", "", "| key | constant | meaning |", "|---|---|---|"]
+            lines += [
+                "",
+                f"## {section[:1].upper()}{section[1:]}",
+                "",
+                "| key | constant | meaning |",
+                "|---|---|---|",
+            ]
         meaning = entry.doc.replace("|", "\\|")
         lines.append(f"| `{entry.value}` | `{entry.constant}` | {meaning} |")
     return "\n".join(lines) + "\n"

@@ -25,28 +25,28 @@ def small() -> nn.Module:
 
 
 @pytest.mark.parametrize("training", [False, True])
-def test_forward_flops_equal_thop_profile(capture, training):
+def test_forward_flops_equal_thop_profile(spans, training):
     model = small().train(training)
     x = torch.zeros(2, 3, 32, 32)
     macs, _ = profile(copy.deepcopy(model), inputs=(x,), verbose=False)
-    with yolospan.instrument(model, layers=True, tracer_provider=capture.provider):
+    with yolospan.instrument(model, layers=True, tracer_provider=spans.provider):
         model(x)
-    (forward,) = capture.named("forward")
+    (forward,) = spans.find("forward")
     assert forward.attributes[A.FLOPS] == int(2 * macs)
     assert forward.attributes[A.FLOPS_METHOD] == "thop"
-    layers = [s for s in capture.finished() if s.name != "forward"]
+    layers = [s for s in list(spans) if s.name != "forward"]
     assert sum(s.attributes[A.FLOPS] for s in layers) == forward.attributes[A.FLOPS]
     conv = layers[0]
     assert conv.attributes[A.FLOPS] == 2 * (2 * 16 * 16 * 16) * (3 * 3 * 3)
 
 
-def test_flops_are_cached_per_signature_and_recounted_for_new_shapes(capture):
+def test_flops_are_cached_per_signature_and_recounted_for_new_shapes(spans):
     model = small().eval()
-    with yolospan.instrument(model, tracer_provider=capture.provider):
+    with yolospan.instrument(model, tracer_provider=spans.provider):
         model(torch.zeros(1, 3, 32, 32))
         model(torch.zeros(1, 3, 32, 32))
         model(torch.zeros(2, 3, 32, 32))
-    first, cached, bigger = capture.named("forward")
+    first, cached, bigger = spans.find("forward")
     assert first.attributes[A.FLOPS_METHOD] == "thop"
     assert cached.attributes[A.FLOPS_METHOD] == "thop.cached"
     assert cached.attributes[A.FLOPS] == first.attributes[A.FLOPS]
@@ -54,35 +54,37 @@ def test_flops_are_cached_per_signature_and_recounted_for_new_shapes(capture):
     assert bigger.attributes[A.FLOPS] == 2 * first.attributes[A.FLOPS]
 
 
-def test_counting_hooks_are_gone_after_the_counted_forward(capture):
+def test_counting_hooks_are_gone_after_the_counted_forward(spans):
     model = small()
-    with yolospan.instrument(model, tracer_provider=capture.provider):
+    with yolospan.instrument(model, tracer_provider=spans.provider):
         model(torch.zeros(1, 3, 32, 32))
         leaves = [m for m in model.modules() if m is not model]
         assert all(not m._forward_hooks for m in leaves)
         assert all("total_ops" not in vars(m) for m in model.modules())
 
 
-def test_invalidate_flops_recounts_after_a_structural_change(capture):
+def test_invalidate_flops_recounts_after_a_structural_change(spans):
     model = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4)).eval()
     x = torch.zeros(1, 3, 8, 8)
-    with yolospan.instrument(model, tracer_provider=capture.provider):
+    with yolospan.instrument(model, tracer_provider=spans.provider):
         model(x)
         model[1] = nn.Identity()  # what fusing a BatchNorm into its conv does to the graph
         invalidate_flops(model)
         model(x)
-    before, after = capture.named("forward")
+    before, after = spans.find("forward")
     assert after.attributes[A.FLOPS_METHOD] == "thop"
-    assert after.attributes[A.FLOPS] == before.attributes[A.FLOPS] - 2 * (4 * 4 * 8 * 8)  # thop: 4 MACs per element of an affine BN
+    assert after.attributes[A.FLOPS] == before.attributes[A.FLOPS] - 2 * (
+        4 * 4 * 8 * 8
+    )  # thop: 4 MACs per element of an affine BN
 
 
-def test_a_layer_first_seen_inside_a_cached_forward_is_still_counted(capture):
+def test_a_layer_first_seen_inside_a_cached_forward_is_still_counted(spans):
     model = small().eval()
     x = torch.zeros(1, 3, 32, 32)
-    with yolospan.instrument(model, tracer_provider=capture.provider):
+    with yolospan.instrument(model, tracer_provider=spans.provider):
         model(x)
-    with yolospan.instrument(model, layers=True, tracer_provider=capture.provider):
+    with yolospan.instrument(model, layers=True, tracer_provider=spans.provider):
         model(x)
-    layers = [s for s in capture.finished() if s.name != "forward"]
-    forward = capture.named("forward")[-1]
+    layers = [s for s in list(spans) if s.name != "forward"]
+    forward = spans.find("forward")[-1]
     assert sum(s.attributes[A.FLOPS] for s in layers) == forward.attributes[A.FLOPS]

@@ -35,7 +35,11 @@ def signature(tensors: list[torch.Tensor], training: bool) -> tuple[Any, ...]:
 
 
 def autocast_dtype(device: torch.device) -> str | None:
-    if not torch.is_autocast_enabled(device.type):
+    try:
+        enabled = torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # device types without autocast support (meta, ...)
+        return None
+    if not enabled:
         return None
     return dtype_name(torch.get_autocast_dtype(device.type))
 

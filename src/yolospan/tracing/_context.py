@@ -36,7 +36,7 @@ def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
 
 @contextmanager
 def use_tracer_provider(provider: trace.TracerProvider) -> Iterator[trace.TracerProvider]:
-    """Send yolospan's spans to ``provider`` inside the block (for tests and embedding), globally untouched."""
+    """Send yolospan's spans to ``provider`` inside the block; OpenTelemetry's global stays untouched."""
     token = _provider_override.set(provider)
     try:
         yield provider

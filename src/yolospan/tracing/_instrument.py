@@ -137,11 +137,14 @@ class Instrumentation:
     def _attach(self, module: nn.Module, name: str, static: _attrs.Attributes) -> None:
         self._static[module] = static
 
+        # A deep copy of the module shares these hook functions; only the original is traced.
         def pre(m: nn.Module, args: tuple[Any, ...]) -> None:
-            self._open(m, name, args)
+            if m is module:
+                self._open(m, name, args)
 
         def post(m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            self._close(output)
+            if m is module:
+                self._close(output)
 
         self._hooks.append(module.register_forward_pre_hook(pre))
         self._hooks.append(module.register_forward_hook(post, always_call=True))

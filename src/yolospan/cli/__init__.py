@@ -1,0 +1,62 @@
+"""The ``yolospan`` command: each subcommand lives in its own module with ``register`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from yolospan._version import __version__
+from yolospan.errors import UserError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _commands() -> list[ModuleType]:
+    from yolospan.cli import check, send, trace
+
+    return [trace, check, send]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yolospan",
+        description=(
+            "See every forward a YOLOv5 model runs - while it is created, profiled, checked and trained - "
+            "as OpenTelemetry spans with shapes, dtypes, devices and FLOPs."
+        ),
+        epilog="Run 'yolospan COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"yolospan {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log yolospan's own diagnostics")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in _commands():
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; bad input exits 2 with one line on stderr, no traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="yolospan: %(levelname)s: %(message)s",
+    )
+    try:
+        code: int = args.run(args)
+    except UserError as error:
+        print(f"yolospan: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("yolospan: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""``yolospan trace``: create a model and show every forward it runs, live and as a trace file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from yolospan.errors import UserError
+
+_OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+_DESCRIPTION = """\
+Create a YOLOv5 model the way upstream does - build, stride probe, info profile, AMP check -
+and emit every phase and forward as an OpenTelemetry span with shapes, dtypes, devices and
+FLOPs. With no collector configured the spans are printed as a live tree; --out also writes
+them as an OTLP JSON trace file (Jaeger's UI can open it). OTLP export is configured with the
+standard OTEL_EXPORTER_OTLP_* variables and is switched on automatically when an endpoint is set.
+"""
+
+_EPILOG = """\
+examples:
+  yolospan trace yolov5s
+  yolospan trace yolov5n --layers --out yolov5n.otlp.jsonl
+  yolospan trace path/to/custom.yaml --nc 3 --amp-check on --image photo.jpg
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 yolospan trace yolov5s --exporter console,otlp
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _exporter_list(text: str) -> tuple[str, ...]:
+    from yolospan.otel import parse_exporters
+
+    try:
+        return parse_exporters(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "trace",
+        help="create a model and trace every forward it runs",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a shipped config (yolov5n/s/m/l/x, yolov5s-seg) or a path to a model YAML",
+    )
+    parser.add_argument("--nc", type=_positive_int, metavar="N", help="override the number of classes")
+    parser.add_argument(
+        "--imgsz",
+        type=_positive_int,
+        default=640,
+        metavar="N",
+        help="image size GFLOPs are reported at (640)",
+    )
+    parser.add_argument("--device", default="cpu", metavar="DEVICE", help="cpu, cuda or cuda:N (cpu)")
+    parser.add_argument(
+        "--amp-check",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="auto: run on CUDA, skip on CPU as upstream does; on: also on CPU with bfloat16; off: skip",
+    )
+    parser.add_argument(
+        "--image", type=Path, metavar="PATH", help="image for the AMP check (default: built in)"
+    )
+    parser.add_argument("--layers", action="store_true", help="also trace each layer of every forward")
+    parser.add_argument(
+        "--fuse", action="store_true", help="fuse Conv+BatchNorm afterwards, as for inference"
+    )
+    parser.add_argument(
+        "--exporter",
+        type=_exporter_list,
+        metavar="LIST",
+        help="comma-separated: console, file, otlp (default: console, plus file with --out, plus otlp "
+        "when OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="PATH", help="trace file to write, replacing it (OTLP JSON lines)"
+    )
+    parser.set_defaults(run=run)
+
+
+def choose_exporters(requested: tuple[str, ...] | None, out: Path | None) -> tuple[str, ...]:
+    """The explicit list, or the embedded default: console, a file with --out, OTLP when configured."""
+    if requested is not None:
+        if "file" in requested and out is None:
+            raise UserError("--exporter file needs --out PATH")
+        if out is not None and "file" not in requested:
+            raise UserError("--out needs the file exporter; add 'file' to --exporter")
+        return requested
+    chosen = ["console"]
+    if out is not None:
+        chosen.append("file")
+    if any(os.environ.get(name) for name in _OTLP_ENDPOINT_VARS):
+        chosen.append("otlp")
+    return tuple(chosen)
+
+
+def _start_trace_file(path: Path) -> None:
+    """One run, one trace file: an old file at ``path`` is replaced rather than appended to."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("", encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the trace file ({error.strerror or error})") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from yolospan.otel import setup_tracing
+    from yolospan.yolo import create_model, fuse
+
+    exporters = choose_exporters(args.exporter, args.out)
+    if args.image is not None and not args.image.is_file():
+        raise UserError(f"{args.image}: image file not found")
+    if args.out is not None:
+        _start_trace_file(args.out)
+    telemetry = setup_tracing(exporters, out=args.out, console=sys.stdout)
+    with telemetry:
+        created = create_model(
+            args.model,
+            nc=args.nc,
+            imgsz=args.imgsz,
+            device=args.device,
+            amp_check=args.amp_check,
+            image=args.image,
+            tracer_provider=telemetry.tracer_provider,
+            trace_layers=args.layers,
+        )
+        if args.fuse:
+            fuse(
+                created.model,
+                imgsz=args.imgsz,
+                tracer_provider=telemetry.tracer_provider,
+                trace_layers=args.layers,
+            )
+    if args.out is not None:
+        print(f"trace written to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,257 @@
+"""Trace files: OTLP JSON, one ``ExportTraceServiceRequest`` per line.
+
+This is what the OpenTelemetry Collector's file exporter writes and what Jaeger's UI accepts as
+a "JSON File" upload. Writing uses the official encoder (``opentelemetry-exporter-otlp-json-file``):
+ids are hex strings and enums integers, as the OTLP/JSON spec requires. Reading decodes each line
+with the official JSON message classes (``opentelemetry-proto-json``) and rebuilds SDK
+``ReadableSpan`` objects with the same ids, times, attributes, events, links, status, resource and
+scope, so a file can be re-exported unchanged to a collector or queried like live spans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.exporter.otlp.json.file import FileSpanExporter
+from opentelemetry.proto_json.collector.trace.v1.trace_service import ExportTraceServiceRequest
+from opentelemetry.proto_json.common.v1.common import AnyValue, KeyValue
+from opentelemetry.proto_json.common.v1.common import InstrumentationScope as JsonScope
+from opentelemetry.proto_json.trace.v1.trace import Span as JsonSpan
+from opentelemetry.proto_json.trace.v1.trace import Status as JsonStatus
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.util.types import AnyValue as SdkValue
+
+from yolospan.errors import UserError
+
+__all__ = ["TraceFileError", "TraceFileExporter", "read_trace_file", "spans_from_request"]
+
+_KINDS = {
+    0: SpanKind.INTERNAL,  # SPAN_KIND_UNSPECIFIED: the SDK has no such kind; INTERNAL is its default
+    1: SpanKind.INTERNAL,
+    2: SpanKind.SERVER,
+    3: SpanKind.CLIENT,
+    4: SpanKind.PRODUCER,
+    5: SpanKind.CONSUMER,
+}
+_T = TypeVar("_T")
+_TRACE_FLAGS_MASK = 0xFF
+_PARENT_IS_REMOTE = 0x200  # SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
+
+
+class TraceFileError(UserError):
+    """A trace file that cannot be read or written; the message names the file and, if any, the line."""
+
+
+class TraceFileExporter(SpanExporter):
+    """Appends each exported batch to ``path`` as one OTLP JSON line, creating parent directories.
+
+    Each line is flushed when written, so a crash loses at most the batch being written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = FileSpanExporter(self.path)
+        except OSError as error:
+            raise TraceFileError(f"cannot write trace file {self.path}: {error.strerror or error}") from error
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result: SpanExportResult = self._file.export(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self._file.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # every line is flushed as it is written
+
+
+def read_trace_file(path: str | os.PathLike[str]) -> list[ReadableSpan]:
+    """Every span in a trace file, in file order; blank lines are skipped.
+
+    Raises `TraceFileError` naming the file and line when the file is missing, is not UTF-8,
+    a line is not JSON, or a line is not an OTLP ``ExportTraceServiceRequest``.
+    """
+    return [span for _, spans in _read_lines(Path(path)) for span in spans]
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, list[ReadableSpan]]]:
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                yield number, _decode_line(line, path, number)
+    except FileNotFoundError:
+        raise TraceFileError(f"trace file {path} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise TraceFileError(f"{path}: not a trace file (not UTF-8 text: {error.reason})") from None
+    except OSError as error:
+        raise TraceFileError(f"cannot read trace file {path}: {error.strerror or error}") from None
+
+
+def _decode_line(line: str, path: Path, number: int) -> list[ReadableSpan]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise TraceFileError(f"{path}:{number}: not JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(data, dict) or "resourceSpans" not in data:
+        raise TraceFileError(f"{path}:{number}: not an OTLP ExportTraceServiceRequest (no 'resourceSpans')")
+    try:
+        return spans_from_request(data)
+    except (TypeError, ValueError) as error:
+        raise TraceFileError(f"{path}:{number}: malformed OTLP JSON: {error}") from None
+
+
+def spans_from_request(data: Mapping[str, Any]) -> list[ReadableSpan]:
+    """SDK spans from one OTLP/JSON ``ExportTraceServiceRequest`` (a parsed line of a trace file).
+
+    Raises ``ValueError`` or ``TypeError`` when the structure or a value (an id, an enum) is invalid.
+    """
+    request = ExportTraceServiceRequest.from_dict(dict(data))
+    spans: list[ReadableSpan] = []
+    for resource_spans in request.resource_spans:
+        json_resource = resource_spans.resource
+        resource = Resource(
+            _attributes(json_resource.attributes if json_resource else [], "resource"),
+            resource_spans.schema_url or None,
+        )
+        for scope_spans in resource_spans.scope_spans:
+            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            spans.extend(_span(span, resource, scope) for span in scope_spans.spans)
+    return spans
+
+
+def _scope(scope: JsonScope | None, schema_url: str | None) -> InstrumentationScope | None:
+    if scope is None or not (scope.name or scope.version or scope.attributes):
+        return None  # the encoder writes an empty scope for spans that had none
+    return InstrumentationScope(
+        scope.name or "",
+        scope.version or None,
+        schema_url or None,
+        _attributes(scope.attributes, "scope") or None,
+    )
+
+
+def _span(span: JsonSpan, resource: Resource, scope: InstrumentationScope | None) -> ReadableSpan:
+    name = span.name or ""
+    where = f"span {name!r}"
+    trace_id = _id(span.trace_id, 16, f"{where}: traceId")
+    flags = span.flags or 0
+    trace_flags = TraceFlags(flags & _TRACE_FLAGS_MASK or TraceFlags.SAMPLED)
+    trace_state = TraceState.from_header([span.trace_state]) if span.trace_state else TraceState()
+    context = SpanContext(trace_id, _id(span.span_id, 8, f"{where}: spanId"), False, trace_flags, trace_state)
+    parent = None
+    if span.parent_span_id:
+        parent_id = _id(span.parent_span_id, 8, f"{where}: parentSpanId")
+        parent = SpanContext(trace_id, parent_id, bool(flags & _PARENT_IS_REMOTE), trace_flags, trace_state)
+    kind = _KINDS.get(int(span.kind or 0))
+    if kind is None:
+        raise ValueError(f"{where}: unknown kind {int(span.kind or 0)}")
+    return ReadableSpan(
+        name=name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=_bounded(span.attributes, span.dropped_attributes_count, where),
+        events=_bounded_list([_event(event, where) for event in span.events], span.dropped_events_count),
+        links=_bounded_list([_link(link, where) for link in span.links], span.dropped_links_count),
+        kind=kind,
+        status=_status(span.status),
+        start_time=span.start_time_unix_nano or None,
+        end_time=span.end_time_unix_nano or None,
+        instrumentation_scope=scope,
+    )
+
+
+def _event(event: JsonSpan.Event, where: str) -> Event:
+    return Event(
+        event.name or "",
+        _bounded(event.attributes, event.dropped_attributes_count, f"{where}: event"),
+        event.time_unix_nano or 0,
+    )
+
+
+def _link(link: JsonSpan.Link, where: str) -> Link:
+    flags = link.flags or 0
+    context = SpanContext(
+        _id(link.trace_id, 16, f"{where}: link traceId"),
+        _id(link.span_id, 8, f"{where}: link spanId"),
+        bool(flags & _PARENT_IS_REMOTE),
+        TraceFlags(flags & _TRACE_FLAGS_MASK or TraceFlags.SAMPLED),
+        TraceState.from_header([link.trace_state]) if link.trace_state else TraceState(),
+    )
+    return Link(context, _bounded(link.attributes, link.dropped_attributes_count, f"{where}: link"))
+
+
+def _status(status: JsonStatus | None) -> Status:
+    if status is None:
+        return Status(StatusCode.UNSET)
+    code = StatusCode(int(status.code or 0))
+    # The SDK keeps a description only on ERROR (and warns otherwise); the encoder writes it as is.
+    return Status(code, (status.message or None) if code is StatusCode.ERROR else None)
+
+
+def _id(value: bytes | None, size: int, what: str) -> int:
+    if not value or len(value) != size:
+        raise ValueError(f"{what} must be {2 * size} hex digits, got {len(value or b'') * 2}")
+    number = int.from_bytes(value, "big")
+    if number == 0:
+        raise ValueError(f"{what} is all zeros (an invalid id)")
+    return number
+
+
+def _bounded(values: list[KeyValue], dropped: int | None, where: str) -> BoundedAttributes:
+    """Attributes as the SDK holds them (arrays as tuples, immutable), with the dropped count kept."""
+    attributes = BoundedAttributes(maxlen=None, attributes=_attributes(values, where), immutable=True)
+    attributes.dropped = dropped or 0
+    return attributes
+
+
+def _bounded_list(items: Sequence[_T], dropped: int | None) -> BoundedList[_T]:
+    bounded: BoundedList[_T] = BoundedList(None)
+    bounded.extend(items)
+    bounded.dropped = dropped or 0
+    return bounded
+
+
+def _attributes(values: list[KeyValue], where: str) -> dict[str, SdkValue]:
+    decoded: dict[str, SdkValue] = {}
+    for item in values:
+        if not item.key:
+            raise ValueError(f"{where}: attribute without a key")
+        if item.value is not None:
+            decoded[item.key] = _value(item.value)
+    return decoded
+
+
+def _value(value: AnyValue) -> SdkValue:
+    # The fields of AnyValue form a oneof; the decoder fills exactly the one present (or none: null).
+    if value.string_value is not None:
+        return value.string_value
+    if value.bool_value is not None:
+        return value.bool_value
+    if value.int_value is not None:
+        return value.int_value
+    if value.double_value is not None:
+        return value.double_value
+    if value.array_value is not None:
+        return tuple(_value(item) for item in value.array_value.values)
+    if value.kvlist_value is not None:
+        return {
+            str(item.key): _value(item.value) for item in value.kvlist_value.values if item.value is not None
+        }
+    if value.bytes_value is not None:
+        return value.bytes_value
+    return None

@@ -1,0 +1,374 @@
+"""The one place that wires the OpenTelemetry SDK: provider, resource, processors and exporters.
+
+Everything else in yolospan talks to the OpenTelemetry API only. `setup_tracing` builds a
+``TracerProvider`` for the chosen exporters and returns a `Telemetry` handle whose `shutdown` is
+bounded, so a dead or hanging collector can never keep a run from ending.
+
+Configuration is the standard one. ``OTEL_SDK_DISABLED=true`` gives a no-op provider.
+``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` are read by the SDK's ``Resource.create``;
+the service name defaults to ``yolospan``. The OTLP protocol comes from
+``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``grpc`` or
+``http/protobuf``), default ``http/protobuf``: the OTLP exporter specification's default, and the
+one that passes through ordinary HTTP proxies and load balancers. Endpoint, headers, timeout,
+compression and TLS (``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``, ``_TIMEOUT``,
+``_COMPRESSION``, ``_CERTIFICATE``, ``_CLIENT_KEY``, ``_CLIENT_CERTIFICATE``, and ``_INSECURE`` for
+gRPC) are read by the official exporters themselves. Note that these read ``_TIMEOUT`` in seconds,
+not the milliseconds the spec says (opentelemetry-python #4044); `Telemetry.shutdown` is bounded
+either way.
+
+OTLP export loses nothing: spans the collector did not acknowledge (refused, unreachable, timed
+out, rejected, or still queued when the bounded shutdown gives up) are written to the spool
+directory (``YOLOSPAN_SPOOL_DIR``, default in the user's cache directory) as OTLP JSON trace
+files, and shutdown logs one warning saying how many and how to send them later
+(``yolospan send``). See `yolospan.delivery`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Final, TextIO
+
+from opentelemetry import trace
+from opentelemetry.sdk.environment_variables import (
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    OTEL_SDK_DISABLED,
+)
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from yolospan.delivery._exporter_logs import redact_url
+from yolospan.delivery.spool import spool_dir as configured_spool_dir
+from yolospan.delivery.spooling import DeliveryOutcome, SpoolingExporter
+from yolospan.errors import UserError
+from yolospan.export.console import ConsoleTreeProcessor
+from yolospan.export.tracefile import TraceFileExporter
+from yolospan.tracing import use_tracer_provider
+
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "DEFAULT_SERVICE_NAME",
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
+    "EXPORTERS",
+    "PROTOCOLS",
+    "Telemetry",
+    "otlp_endpoint",
+    "otlp_exporter",
+    "parse_exporters",
+    "resolve_protocol",
+    "sdk_disabled",
+    "service_resource",
+    "setup_tracing",
+]
+
+_log = logging.getLogger(__name__)
+
+EXPORTERS: Final = ("console", "file", "otlp")
+"""Exporter names accepted by `setup_tracing` (and the CLI's ``--exporter``)."""
+
+PROTOCOLS: Final = ("grpc", "http/protobuf")
+"""OTLP transports the installed exporters implement."""
+
+DEFAULT_PROTOCOL: Final = "http/protobuf"
+"""The OTLP exporter spec's default transport; also the one that crosses HTTP proxies."""
+
+DEFAULT_SERVICE_NAME: Final = "yolospan"
+"""``service.name`` when neither ``OTEL_SERVICE_NAME`` nor ``OTEL_RESOURCE_ATTRIBUTES`` names one."""
+
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
+"""How long `Telemetry.shutdown` waits for queued spans to be exported before giving up on them."""
+
+_HTTP_TRACES_PATH = "v1/traces"
+_DEFAULT_ENDPOINTS: Final = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+# The batch processor's defaults (OpenTelemetry SDK spec); read here so the spool knows them too.
+_DEFAULT_QUEUE_SIZE = 2048
+_DEFAULT_BATCH_SIZE = 512
+
+
+def parse_exporters(text: str) -> tuple[str, ...]:
+    """``"console,file"`` → ``("console", "file")``, validated (what the CLI's ``--exporter`` takes)."""
+    names = tuple(dict.fromkeys(name.strip().lower() for name in text.split(",") if name.strip()))
+    _check_exporters(names)
+    return names
+
+
+def _check_exporters(names: Sequence[str]) -> None:
+    if not names:
+        raise UserError(f"no exporter selected; choose from {', '.join(EXPORTERS)}")
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown:
+        raise UserError(f"unknown exporter {unknown[0]!r}; choose from {', '.join(EXPORTERS)}")
+
+
+def resolve_protocol(explicit: str | None = None) -> str:
+    """The OTLP protocol: ``explicit``, else the traces variable, else the generic one, else the default."""
+    source = "the protocol argument"
+    value = explicit
+    for variable in (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL):
+        if value:
+            break
+        value, source = os.environ.get(variable), variable
+    if not value:
+        return DEFAULT_PROTOCOL
+    normalized = value.strip().lower()
+    if normalized not in PROTOCOLS:
+        raise UserError(f"unsupported OTLP protocol {value!r} (from {source}); use {' or '.join(PROTOCOLS)}")
+    return normalized
+
+
+def otlp_exporter(protocol: str | None = None, *, endpoint: str | None = None) -> SpanExporter:
+    """The official OTLP span exporter for ``protocol`` (see `resolve_protocol`), configured from the env.
+
+    ``endpoint`` overrides ``OTEL_EXPORTER_OTLP_ENDPOINT`` with the same meaning: a base URL such as
+    ``http://127.0.0.1:4318`` (``/v1/traces`` is appended for HTTP) or ``http://127.0.0.1:4317``.
+    Invalid exporter settings in the environment raise `UserError`.
+    """
+    chosen = resolve_protocol(protocol)
+    try:
+        if chosen == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.exporter import InvalidCompressionValueException
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+
+            try:
+                return GrpcSpanExporter(endpoint=endpoint)
+            except InvalidCompressionValueException as error:
+                raise ValueError(str(error)) from error
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+        url = f"{endpoint.rstrip('/')}/{_HTTP_TRACES_PATH}" if endpoint else None
+        return HttpSpanExporter(endpoint=url)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise UserError(f"invalid OTLP exporter settings ({chosen}): {error}") from error
+
+
+def otlp_endpoint(protocol: str | None = None, *, endpoint: str | None = None) -> str:
+    """Where `otlp_exporter` with the same arguments sends traces, safe to print (no user info, query).
+
+    The resolution the official exporters apply: ``endpoint``, else
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as is, else ``OTEL_EXPORTER_OTLP_ENDPOINT``, else
+    localhost; HTTP appends ``/v1/traces`` to a base URL.
+    """
+    chosen = resolve_protocol(protocol)
+    signal = None if endpoint else os.environ.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    if signal:
+        return redact_url(signal)
+    base = endpoint or os.environ.get(OTEL_EXPORTER_OTLP_ENDPOINT) or _DEFAULT_ENDPOINTS[chosen]
+    if chosen == "grpc":
+        return redact_url(base)
+    return redact_url(f"{base.rstrip('/')}/{_HTTP_TRACES_PATH}")
+
+
+def service_resource() -> Resource:
+    """The SDK's resource from the environment, with ``service.name`` defaulting to ``yolospan``."""
+    resource = Resource.create()
+    name = resource.attributes.get(SERVICE_NAME)
+    # Resource.create falls back to "unknown_service[:<executable>]" when nothing named the service.
+    if not isinstance(name, str) or name == "unknown_service" or name.startswith("unknown_service:"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+def sdk_disabled() -> bool:
+    """Whether ``OTEL_SDK_DISABLED`` switches the SDK off (the spec's boolean: only ``true`` counts)."""
+    return os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true"
+
+
+def setup_tracing(
+    exporters: Sequence[str] = ("console",),
+    *,
+    out: str | os.PathLike[str] | None = None,
+    console: TextIO | None = None,
+    layers_in_console: bool = True,
+    protocol: str | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+) -> Telemetry:
+    """A tracer provider exporting to ``exporters`` (a subset of `EXPORTERS`), wrapped in `Telemetry`.
+
+    ``console`` prints the live span tree to ``console`` (default ``sys.stdout``), without layer
+    spans when ``layers_in_console`` is false. ``file`` appends OTLP JSON lines to ``out``.
+    ``otlp`` sends to a collector over ``protocol`` (default from the environment, see
+    `resolve_protocol`); what it cannot deliver goes to ``spool_dir`` (default
+    `yolospan.delivery.spool_dir`), created only when needed. Nothing global is touched: route
+    yolospan's spans to the provider with ``with telemetry:`` or `yolospan.use_tracer_provider`.
+    Bad names or combinations raise `UserError`.
+    """
+    names = tuple(dict.fromkeys(exporters))
+    _check_exporters(names)
+    if "file" in names and out is None:
+        raise UserError("the file exporter needs an output path (--out)")
+    if out is not None and "file" not in names:
+        raise UserError(
+            "an output path (--out) is only written by the file exporter; add 'file' to the exporters"
+        )
+    if "otlp" in names:
+        resolve_protocol(protocol)  # fail on a bad protocol even when the SDK is disabled
+    if sdk_disabled():
+        _log.info("%s=true: spans are not recorded or exported", OTEL_SDK_DISABLED)
+        return Telemetry(trace.NoOpTracerProvider())
+
+    processors: list[SpanProcessor] = []
+    span_exporters: list[_ShutdownOnce] = []
+    if "console" in names:
+        processors.append(ConsoleTreeProcessor(console or sys.stdout, layers=layers_in_console))
+    # The file goes before OTLP: shutdown drains processors in order, so a slow collector cannot
+    # keep spans from reaching the file.
+    if "file" in names:
+        assert out is not None
+        span_exporters.append(_ShutdownOnce(TraceFileExporter(Path(out))))
+    processors.extend(BatchSpanProcessor(exporter) for exporter in span_exporters)
+    spooling: SpoolingExporter | None = None
+    if "otlp" in names:
+        queue_size, batch_size = _batch_limits()
+        spooling = SpoolingExporter(
+            otlp_exporter(protocol),
+            spool_dir=Path(spool_dir) if spool_dir is not None else configured_spool_dir(),
+            endpoint=otlp_endpoint(protocol),
+            capacity=queue_size + batch_size,
+        )
+        batch = BatchSpanProcessor(spooling, max_queue_size=queue_size, max_export_batch_size=batch_size)
+        processors.append(spooling.track(batch))
+        _log.info("exporting spans over OTLP (%s) to %s", resolve_protocol(protocol), spooling.endpoint)
+
+    provider = TracerProvider(resource=service_resource())
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return Telemetry(provider, span_exporters, spooling=spooling)
+
+
+def _batch_limits() -> tuple[int, int]:
+    """``OTEL_BSP_MAX_QUEUE_SIZE`` and ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, defaulted like the SDK does."""
+    queue_size = _positive_env(OTEL_BSP_MAX_QUEUE_SIZE, _DEFAULT_QUEUE_SIZE)
+    return queue_size, min(_positive_env(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _DEFAULT_BATCH_SIZE), queue_size)
+
+
+def _positive_env(variable: str, default: int) -> int:
+    text = os.environ.get(variable, "").strip()
+    try:
+        value = int(text) if text else default
+    except ValueError:
+        _log.warning("%s=%r is not an integer; using %d", variable, text, default)
+        return default
+    return value if value > 0 else default
+
+
+class Telemetry:
+    """The provider `setup_tracing` built, and its bounded shutdown.
+
+    As a context manager it routes yolospan's spans to ``tracer_provider`` inside the block (with
+    `yolospan.use_tracer_provider`, OpenTelemetry's global provider untouched) and shuts down at
+    the end.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider,
+        exporters: Sequence[SpanExporter] = (),
+        *,
+        spooling: SpoolingExporter | None = None,
+    ) -> None:
+        self.tracer_provider = tracer_provider
+        self._exporters = list(exporters)
+        self._spooling = spooling
+        self._lock = threading.Lock()
+        self._result: bool | None = None
+        self._routing = ExitStack()
+
+    @property
+    def enabled(self) -> bool:
+        """False when ``OTEL_SDK_DISABLED=true`` made the provider a no-op."""
+        return isinstance(self.tracer_provider, TracerProvider)
+
+    @property
+    def delivery(self) -> DeliveryOutcome | None:
+        """What became of the OTLP spans, once `shutdown` ran; None without OTLP or before that."""
+        with self._lock:
+            if self._result is None or self._spooling is None:
+                return None
+        return self._spooling.finish()  # returns the outcome computed during shutdown
+
+    def shutdown(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
+        """Export what is queued, then stop; returns whether that finished within ``timeout_s``.
+
+        The batch processors drain their queues as part of their own shutdown; a separate
+        ``force_flush`` would not help, since the SDK's ignores its timeout (opentelemetry-python
+        #4568). So the whole shutdown runs on a daemon thread that is waited for at most
+        ``timeout_s``; past that, the exporters are shut down, which aborts their retries, and
+        the spans still queued are given up on: the file's with a warning, the OTLP exporter's
+        are written to the spool (see `delivery`), and one warning says how many and where.
+        Calling it again returns the first result.
+        """
+        with self._lock:
+            if self._result is not None:
+                return self._result
+            self._result = self._shutdown(timeout_s)
+            return self._result
+
+    def _shutdown(self, timeout_s: float) -> bool:
+        provider = self.tracer_provider
+        if not isinstance(provider, TracerProvider):
+            return True
+        worker = threading.Thread(target=provider.shutdown, name="yolospan-telemetry-shutdown", daemon=True)
+        worker.start()
+        worker.join(max(timeout_s, 0.0))
+        timed_out = worker.is_alive()
+        if timed_out:  # shut the exporters down: that aborts their retries
+            if self._spooling is not None:
+                self._spooling.give_up(timeout_s)
+            for exporter in self._exporters:
+                exporter.shutdown()
+        outcome = self._spooling.finish() if self._spooling is not None else None
+        message = outcome.warning() if outcome is not None else None
+        if message is not None:
+            _log.warning("%s", message)  # the one line the user sees, whatever else went wrong
+        elif timed_out:
+            _log.warning("spans not written within %.1f s of shutdown; giving up on them", timeout_s)
+        return not timed_out
+
+    def __enter__(self) -> Telemetry:
+        self._routing.enter_context(use_tracer_provider(self.tracer_provider))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._routing.close()
+        self.shutdown()
+
+
+class _ShutdownOnce(SpanExporter):
+    """Delegates to ``inner``; shuts it down once, whoever asks first (us on timeout, or its processor)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export(spans)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._shut:
+                return
+            self._shut = True
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)

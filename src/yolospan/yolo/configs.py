@@ -1,0 +1,99 @@
+"""Finding and reading a model config: a shipped name (``yolov5s``) or the path of a user's YAML file.
+
+The shipped configs are package data (``yolospan/models/*.yaml``), read through
+`importlib.resources` so they work from a wheel as from a checkout. YAML is parsed with
+``safe_load`` only: tags that would construct Python objects are a parse error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from yolospan.yolo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+__all__ = ["RawConfig", "read_config", "shipped_configs"]
+
+_MAX_BYTES = 1 << 20  # far above any real config; keeps a wrong file from being parsed at length
+_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class RawConfig:
+    """A parsed but unvalidated config and the names messages and spans use for it."""
+
+    name: str  # model name: the file's stem, e.g. "yolov5s"
+    label: str  # how messages refer to the source: a file path or "yolov5s.yaml"
+    data: object
+
+
+def _models_dir() -> Traversable:
+    return resources.files("yolospan").joinpath("models")
+
+
+@cache
+def shipped_configs() -> tuple[str, ...]:
+    """Names of the configs that ship with yolospan, e.g. ``('yolov5l', 'yolov5m', ...)``."""
+    return tuple(
+        sorted(
+            entry.name[: -len(".yaml")] for entry in _models_dir().iterdir() if entry.name.endswith(".yaml")
+        )
+    )
+
+
+def read_config(cfg: str | os.PathLike[str]) -> RawConfig:
+    """Resolve ``cfg`` (an existing file first, then a shipped name) and parse it as YAML."""
+    path = Path(cfg)
+    text = str(cfg)
+    if path.is_file():
+        return _parse(path.stem, text, _read_file(path, text))
+    stem = text[: -len(".yaml")] if text.endswith(".yaml") else text
+    if not any(sep in text for sep in ("/", os.sep)) and stem in shipped_configs():
+        data = _models_dir().joinpath(f"{stem}.yaml").read_bytes()
+        return _parse(stem, f"{stem}.yaml", data)
+    if path.exists():
+        raise ConfigError(f"{text}: not a file; give the path of a YAML model config")
+    if path.suffix in _SUFFIXES or any(sep in text for sep in ("/", os.sep)):
+        raise ConfigError(f"{text}: config file not found")
+    raise ConfigError(
+        f"unknown model {text!r}: use one of {', '.join(shipped_configs())} or the path of a YAML config"
+    )
+
+
+def _read_file(path: Path, label: str) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > _MAX_BYTES:
+            raise ConfigError(f"{label}: {size} bytes is too large for a model config (limit {_MAX_BYTES})")
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{label}: cannot read the config: {error.strerror or error}") from None
+
+
+def _parse(name: str, label: str, data: bytes) -> RawConfig:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label}: not a YAML config (the file is not UTF-8 text)") from None
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = error.problem or error.context or "malformed YAML"
+        raise ConfigError(f"{label}: not valid YAML: {problem}{where}") from None
+    except yaml.YAMLError as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{label}: not valid YAML: {first_line}") from None
+    if parsed is None:
+        raise ConfigError(f"{label}: the config is empty")
+    return RawConfig(name, label, parsed)
