@@ -40,3 +40,9 @@ def otlp_receiver(
     """A running receiver, once per OTLP protocol."""
     protocol: str = request.param
     return make_otlp_receiver(protocol)
+
+
+@pytest.fixture(autouse=True)
+def _spool_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No test may spool undelivered spans into the developer's cache directory."""
+    monkeypatch.setenv("YOLOSPAN_SPOOL_DIR", str(tmp_path / "spool"))

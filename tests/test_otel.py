@@ -16,6 +16,7 @@ from yolospan.errors import UserError
 from yolospan.export.tracefile import read_trace_file
 from yolospan.otel import (
     DEFAULT_PROTOCOL,
+    otlp_endpoint,
     otlp_exporter,
     parse_exporters,
     resolve_protocol,
@@ -24,12 +25,6 @@ from yolospan.otel import (
 )
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
-
-
-@pytest.fixture(autouse=True)
-def _spool_in_tmp(monkeypatch, tmp_path):
-    """Spans a test's collector does not take go to the test's directory, never the user's cache."""
-    monkeypatch.setenv("YOLOSPAN_SPOOL_DIR", str(tmp_path / "spool"))
 
 
 def _forward() -> None:
@@ -204,3 +199,24 @@ def test_shutdown_returns_with_a_hanging_collector(monkeypatch, make_otlp_receiv
     # gave up (and aborted the exporter) instead of waiting for it.
     assert telemetry.shutdown(timeout_s=0.2) is False
     assert receiver.received == []
+
+
+# --- where OTLP goes ------------------------------------------------------------------------------
+
+
+def test_otlp_endpoint_follows_the_exporters_resolution(monkeypatch):
+    assert otlp_endpoint("http/protobuf") == "http://localhost:4318/v1/traces"
+    assert otlp_endpoint("grpc") == "http://localhost:4317"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
+    assert otlp_endpoint("http/protobuf") == "http://collector:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4318/custom")
+    assert otlp_endpoint("http/protobuf") == "http://traces:4318/custom"  # used as is
+    assert otlp_endpoint("http/protobuf", endpoint="http://cli:4318") == "http://cli:4318/v1/traces"
+
+
+def test_otlp_endpoint_never_shows_credentials(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://user:pa55@collector:4318")
+    assert otlp_endpoint("http/protobuf") == "https://collector:4318/v1/traces"
+    assert otlp_endpoint("grpc") == "https://collector:4318"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://u:p@collector/v1/traces?api_key=s3cret")
+    assert otlp_endpoint("http/protobuf") == "https://collector/v1/traces"

@@ -19,12 +19,6 @@ from yolospan.otel import otlp_exporter, setup_tracing
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
 
 
-@pytest.fixture(autouse=True)
-def _spool_in_tmp(monkeypatch, tmp_path):
-    """Spans a test's collector does not take go to the test's directory, never the user's cache."""
-    monkeypatch.setenv("YOLOSPAN_SPOOL_DIR", str(tmp_path / "spool"))
-
-
 def _traced_model_init(provider: TracerProvider) -> None:
     """A stride probe with layer spans, and an AMP check that was skipped: a small YOLO-like tree."""
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.SiLU(), nn.Conv2d(4, 2, 1)).eval()

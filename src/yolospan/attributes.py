@@ -129,6 +129,11 @@ GRADIENTS: Final = "yolospan.gradients"
 LAYERS: Final = "yolospan.layers"
 """int: module count reported by the profile (all modules, as upstream v7.0 prints it)."""
 
+# --- fuse ---------------------------------------------------------------------------------------
+
+FUSE_FOLDED: Final = "yolospan.fuse.folded"
+"""int: number of Conv+BatchNorm pairs folded into single convs."""
+
 # --- amp_check ----------------------------------------------------------------------------------
 
 AMP_RESULT: Final = "yolospan.amp.result"
@@ -148,6 +153,80 @@ AMP_INPUT_SHAPE: Final = "yolospan.amp.input.shape"
 
 AMP_COMPARED: Final = "yolospan.amp.compared"
 """str: what was compared (raw predictions, and the post-NMS boxes as upstream does)."""
+
+# --- training -----------------------------------------------------------------------------------
+
+SPAN_TRAIN_STEP: Final = "train_step"
+"""Root of one traced training step, its own trace: forward, loss, backward, optimizer_step inside."""
+
+SPAN_LOSS: Final = "loss"
+"""Child of ``train_step``: computing the loss from the forward's output and the targets."""
+
+SPAN_BACKWARD: Final = "backward"
+"""Child of ``train_step``: back-propagating the (scaled) loss."""
+
+SPAN_OPTIMIZER_STEP: Final = "optimizer_step"
+"""Child of ``train_step`` when the optimizer steps (not on steps that only accumulate gradients)."""
+
+PHASE_TRAIN: Final = "train"
+"""Phase of the ``train_step`` span and of the training forwards inside it."""
+
+PHASE_VAL: Final = "val"
+"""Phase of validation forwards; also the name of the span of one validation pass (its own trace)."""
+
+TRAINING_SPAN_NAMES: Final = (SPAN_TRAIN_STEP, SPAN_LOSS, SPAN_BACKWARD, SPAN_OPTIMIZER_STEP, PHASE_VAL)
+"""The unit-of-work spans of training, besides ``forward`` and the ``model.init`` trace."""
+
+TRAINING_PHASES: Final = (PHASE_TRAIN, PHASE_VAL)
+"""Values of ``yolospan.phase`` during training."""
+
+RUN_ID: Final = "yolospan.run.id"
+"""str: one id for a whole training run, on every span of it (init, steps, validation, forwards)."""
+
+EPOCH: Final = "yolospan.epoch"
+"""int: the epoch, counted from 0 (upstream prints it as ``epoch/epochs - 1``)."""
+
+STEP: Final = "yolospan.step"
+"""int: the global step: batches since the run started, counted from 0 across epochs."""
+
+BATCH_SHAPE: Final = "yolospan.batch.shape"
+"""int[]: shape of the step's image batch, e.g. ``[16, 3, 640, 640]``."""
+
+BATCH_TARGETS: Final = "yolospan.batch.targets"
+"""int: labelled boxes in the step's batch."""
+
+LR: Final = "yolospan.lr"
+"""float: learning rate of the optimizer's first parameter group (yolospan's trainer: conv weights)."""
+
+LOSS_BOX: Final = "yolospan.loss.box"
+"""float: box (CIoU) loss of the step, gain applied, per image as upstream reports it."""
+
+LOSS_OBJ: Final = "yolospan.loss.obj"
+"""float: objectness loss, gain and level balance applied."""
+
+LOSS_CLS: Final = "yolospan.loss.cls"
+"""float: classification loss, gain applied (0 for a single-class model)."""
+
+LOSS_TOTAL: Final = "yolospan.loss.total"
+"""float: box + obj + cls; the tensor back-propagated is this times the batch size, as upstream."""
+
+LOSS_COMPONENT: Final = "yolospan.loss.component"
+"""str: on loss metric points: ``box``, ``obj``, ``cls`` or ``total``."""
+
+ACCUMULATE: Final = "yolospan.optimizer.accumulate"
+"""int: batches whose gradients this optimizer step applies (upstream accumulates to 64 images)."""
+
+GRAD_NORM: Final = "yolospan.grad.norm"
+"""float: total gradient norm before clipping (clipped to 10, as upstream), absent if not finite."""
+
+SCALER_SCALE: Final = "yolospan.scaler.scale"
+"""float: the AMP gradient scaler's scale after this step (set only when the scaler is enabled)."""
+
+SCALER_SKIPPED: Final = "yolospan.scaler.skipped"
+"""bool: the scaler found inf/NaN gradients and skipped the optimizer step (its scale went down)."""
+
+VAL_IMAGES: Final = "yolospan.val.images"
+"""int: images in one validation pass; the ``val`` span also carries the mean ``yolospan.loss.*``."""
 
 
 def output_shape_key(index: int) -> str:

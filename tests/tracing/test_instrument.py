@@ -183,7 +183,7 @@ def test_attributes_are_computed_only_for_recording_spans(monkeypatch):
         raise AssertionError("attributes computed for a non-recording span")
 
     monkeypatch.setattr(_attrs, "input_attributes", forbidden)
-    monkeypatch.setattr(_attrs, "output_attributes", forbidden)
+    monkeypatch.setattr(_attrs, "add_output_attributes", forbidden)
     model = tiny()
     with yolospan.instrument(model, layers=True, tracer_provider=TracerProvider(sampler=ALWAYS_OFF)):
         model(torch.zeros(1, 3, 8, 8))

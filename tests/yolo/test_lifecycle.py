@@ -177,27 +177,27 @@ def test_info_profile_leaves_the_model_untouched(probed):
 
 
 @pytest.mark.parametrize("name", list(UPSTREAM))
-def test_the_cores_forward_flops_equal_thop_profile(name):
+def test_the_cores_forward_flops_equal_thop_profile(name, spans):
     """yolospan counts FLOPs during the traced forward; the total must be thop.profile's, for every config."""
     model = build(load_spec(name)).model.eval()
     model.head.stride = torch.tensor([8.0, 16.0, 32.0])
     image = torch.zeros(1, 3, 32, 32)
     macs, _ = thop.profile(copy.deepcopy(model), inputs=(image,), verbose=False)
-    capture = _memory_provider()
-    with yolospan.instrument(model, tracer_provider=capture[0]):
+    with yolospan.instrument(model):
         model(image)
-    (forward,) = capture[1].get_finished_spans()
-    assert forward.attributes[A.FLOPS] == round(2 * macs)
+    spans.assert_names([A.SPAN_FORWARD])
+    spans.one(A.SPAN_FORWARD, flops=round(2 * macs))
 
 
-def test_fusing_keeps_the_output_and_recounts_flops(tiny_yaml, capture):
+def test_fusing_keeps_the_output_and_recounts_flops(tiny_yaml, spans):
     model = yolospan.build_model(tiny_yaml).eval()
+    spans.clear()  # forget the build: only the forwards around the fuse count
     image = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         before = model(image)[0]
-    with yolospan.instrument(model, tracer_provider=capture.provider):
+    with yolospan.instrument(model):
         model(image)
-        result = fuse(model, tracer_provider=capture.provider)
+        result = fuse(model)
         model(image)
     with torch.no_grad():
         after = model(image)[0]
@@ -205,12 +205,10 @@ def test_fusing_keeps_the_output_and_recounts_flops(tiny_yaml, capture):
     assert result.folded == sum(isinstance(m, Conv) for m in model.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert all(not m.conv.weight.requires_grad for m in model.modules() if isinstance(m, Conv))
-    first, second = (s for s in capture.named(A.SPAN_FORWARD) if s.attributes.get(A.PHASE) is None)
+    first, second = spans.assert_count(2, A.SPAN_FORWARD, phase=None)
     assert second.attributes[A.FLOPS_METHOD] == "thop"  # recounted after fusing, not the cached count
     assert second.attributes[A.FLOPS] < first.attributes[A.FLOPS]  # BatchNorm's share is gone
-    (fuse_span,) = capture.named(A.SPAN_FUSE)
-    (profile_span,) = capture.named(A.SPAN_INFO_PROFILE)
-    assert profile_span.parent.span_id == fuse_span.context.span_id
+    assert spans.one(A.SPAN_INFO_PROFILE).parent is spans.one(A.SPAN_FUSE)
 
 
 def test_segment_protos_scale_with_width(probed):
@@ -218,14 +216,3 @@ def test_segment_protos_scale_with_width(probed):
     assert isinstance(head, Segment)
     assert (head.masks, head.protos, head.no) == (32, 128, 117)
     assert head.proto.cv1.conv.out_channels == 128 and head.proto.cv3.conv.out_channels == 32
-
-
-def _memory_provider():
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter

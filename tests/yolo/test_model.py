@@ -32,17 +32,15 @@ def test_traced_layers_describe_the_config_rows(probed):
     assert layers[24].sources == (17, 20, 23) and layers[24].type == "Detect"
 
 
-def test_layer_spans_follow_the_layer_graph(probed, capture):
+def test_layer_spans_follow_the_layer_graph(probed, spans):
     model = probed("yolov5n").eval()
-    with yolospan.instrument(model, layers=True, tracer_provider=capture.provider), torch.no_grad():
+    with yolospan.instrument(model, layers=True), torch.no_grad():
         model(torch.zeros(1, 3, 32, 32))
-    (forward,) = capture.named(A.SPAN_FORWARD)
-    layers = sorted(capture.children(forward), key=lambda s: s.attributes[A.LAYER_INDEX])
-    assert [s.name for s in layers][:4] == ["Conv", "Conv", "C3", "Conv"]
-    concat = layers[12]
-    assert concat.name == "Concat" and concat.attributes[A.LAYER_FROM] == (-1, 6)
-    assert concat.attributes[A.INPUT_COUNT] == 2
-    detect = layers[24]
-    assert detect.attributes[A.LAYER_FROM] == (17, 20, 23)
-    assert detect.attributes[A.LAYER_PARAMS] == sum(p.numel() for p in model.head.parameters())
+    forward = spans.one(A.SPAN_FORWARD)
+    layers = forward.children
+    assert sorted(s.attributes[A.LAYER_INDEX] for s in layers) == list(range(25))
+    assert [layers.one(layer_index=i).name for i in range(4)] == ["Conv", "Conv", "C3", "Conv"]
+    layers.one("Concat", layer_index=12, layer_from=[-1, 6], input_count=2)
+    head_params = sum(p.numel() for p in model.head.parameters())
+    layers.one(layer_index=24, layer_from=[17, 20, 23], layer_params=head_params)
     assert sum(s.attributes[A.FLOPS] for s in layers) == forward.attributes[A.FLOPS]

@@ -122,7 +122,7 @@ def _start_trace_file(path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from yolospan.otel import setup_tracing
-    from yolospan.yolo import create_model, fuse
+    from yolospan.yolo import create_model
 
     exporters = choose_exporters(args.exporter, args.out)
     if args.image is not None and not args.image.is_file():
@@ -131,23 +131,17 @@ def run(args: argparse.Namespace) -> int:
         _start_trace_file(args.out)
     telemetry = setup_tracing(exporters, out=args.out, console=sys.stdout)
     with telemetry:
-        created = create_model(
+        create_model(
             args.model,
             nc=args.nc,
             imgsz=args.imgsz,
             device=args.device,
             amp_check=args.amp_check,
             image=args.image,
+            fuse_layers=args.fuse,
             tracer_provider=telemetry.tracer_provider,
             trace_layers=args.layers,
         )
-        if args.fuse:
-            fuse(
-                created.model,
-                imgsz=args.imgsz,
-                tracer_provider=telemetry.tracer_provider,
-                trace_layers=args.layers,
-            )
     if args.out is not None:
         print(f"trace written to {args.out}", file=sys.stderr)
     return 0

@@ -6,7 +6,14 @@ through `phase` and `span`, and describe their layers through `LayeredModule`.
 
 from __future__ import annotations
 
-from yolospan.tracing._context import current_phase, get_tracer, resolve_provider, use_tracer_provider
+from yolospan.tracing._context import (
+    current_phase,
+    current_span_attributes,
+    get_tracer,
+    resolve_provider,
+    span_attributes,
+    use_tracer_provider,
+)
 from yolospan.tracing._instrument import (
     Instrumentation,
     Layer,
@@ -23,6 +30,7 @@ __all__ = [
     "Layer",
     "LayeredModule",
     "current_phase",
+    "current_span_attributes",
     "get_tracer",
     "instrument",
     "instrumentation_of",
@@ -31,5 +39,6 @@ __all__ = [
     "phase",
     "resolve_provider",
     "span",
+    "span_attributes",
     "use_tracer_provider",
 ]

@@ -25,13 +25,29 @@ def iter_tensors(value: Any) -> Iterator[torch.Tensor]:
             yield from iter_tensors(item)
 
 
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
 def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
+def tensors_in(args: tuple[Any, ...]) -> list[torch.Tensor]:
+    """`iter_tensors` with a fast path for the common call: one tensor argument."""
+    if len(args) == 1 and type(args[0]) is torch.Tensor:
+        return [args[0]]
+    return list(iter_tensors(args))
 
 
 def signature(tensors: list[torch.Tensor], training: bool) -> tuple[Any, ...]:
-    """What a call's FLOPs depend on: the shapes and dtypes of its tensors, and train/eval mode."""
-    return (training, *[(t.shape, t.dtype) for t in tensors])
+    """What a call's input attributes and FLOPs depend on: shapes, dtypes, device, mode, autocast."""
+    if not tensors:
+        return (training,)
+    device = tensors[0].device
+    return (training, device, autocast_dtype(device), *[(t.shape, t.dtype) for t in tensors])
 
 
 def autocast_dtype(device: torch.device) -> str | None:
@@ -61,11 +77,25 @@ def input_attributes(inputs: list[torch.Tensor], training: bool) -> Attributes:
     return attrs
 
 
-def output_attributes(output: Any) -> Attributes:
+_OUTPUT_SHAPE_KEYS = tuple(A.output_shape_key(i) for i in range(A.MAX_INDEXED))
+
+
+def add_output_attributes(attrs: Attributes, output: Any) -> None:
+    """Add the output part of the contract to ``attrs`` (runs for every recorded call: kept lean)."""
+    if type(output) is torch.Tensor:
+        attrs[A.OUTPUT_COUNT] = 1
+        attrs[A.OUTPUT_DTYPE] = dtype_name(output.dtype)
+        attrs[_OUTPUT_SHAPE_KEYS[0]] = list(output.shape)
+        return
     tensors = list(iter_tensors(output))
-    attrs: Attributes = {A.OUTPUT_COUNT: len(tensors)}
+    attrs[A.OUTPUT_COUNT] = len(tensors)
     if tensors:
         attrs[A.OUTPUT_DTYPE] = dtype_name(tensors[0].dtype)
-    for index, tensor in enumerate(tensors[: A.MAX_INDEXED]):
-        attrs[A.output_shape_key(index)] = list(tensor.shape)
+    for key, tensor in zip(_OUTPUT_SHAPE_KEYS, tensors, strict=False):  # capped at MAX_INDEXED
+        attrs[key] = list(tensor.shape)
+
+
+def output_attributes(output: Any) -> Attributes:
+    attrs: Attributes = {}
+    add_output_attributes(attrs, output)
     return attrs

@@ -1,17 +1,20 @@
-"""Context the hooks read: which tracer provider to use and which phase is running.
+"""Context the hooks read: which tracer provider to use, which phase is running, and which
+attributes every span started in this context carries (`span_attributes`).
 
-Both live in ``ContextVar``s so they follow the code that set them (threads, asyncio tasks) and
+All live in ``ContextVar``s so they follow the code that set them (threads, asyncio tasks) and
 need no process-wide state: a test can route spans to its own provider without touching
 OpenTelemetry's global one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from yolospan._version import __version__
 
@@ -21,6 +24,10 @@ _provider_override: ContextVar[trace.TracerProvider | None] = ContextVar(
     "yolospan_tracer_provider", default=None
 )
 _current_phase: ContextVar[str | None] = ContextVar("yolospan_phase", default=None)
+_NO_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({})
+_span_attributes: ContextVar[Mapping[str, AttributeValue]] = ContextVar(
+    "yolospan_span_attributes", default=_NO_ATTRIBUTES
+)
 
 
 def resolve_provider(explicit: trace.TracerProvider | None = None) -> trace.TracerProvider:
@@ -59,3 +66,23 @@ def entered_phase(name: str | None) -> Iterator[None]:
         yield
     finally:
         _current_phase.reset(token)
+
+
+@contextmanager
+def span_attributes(attributes: Mapping[str, AttributeValue]) -> Iterator[None]:
+    """Every span yolospan starts inside the block carries ``attributes`` (a run id, a job name).
+
+    Phase, unit-of-work, forward and layer spans alike, so a whole training run can be found by one
+    key. Nested blocks add to the outer ones (the inner value wins for a repeated key); the
+    attributes a span sets itself win over these.
+    """
+    token = _span_attributes.set(MappingProxyType({**_span_attributes.get(), **attributes}))
+    try:
+        yield
+    finally:
+        _span_attributes.reset(token)
+
+
+def current_span_attributes() -> Mapping[str, AttributeValue]:
+    """The attributes `span_attributes` blocks around this code add to every span (read-only)."""
+    return _span_attributes.get()

@@ -25,7 +25,7 @@ from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
 from yolospan.tracing import _attrs, _flops
-from yolospan.tracing._context import current_phase, get_tracer, resolve_provider
+from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer, resolve_provider
 
 _log = logging.getLogger(__name__)
 
@@ -57,17 +57,31 @@ def layers_of(module: nn.Module) -> list[Layer]:
 class _Frame:
     """One open span; ``counting`` while its FLOPs are being tallied by thop hooks."""
 
-    __slots__ = ("attrs", "counters", "counting", "flops", "key", "module", "span", "token")
+    __slots__ = ("attrs", "call", "counters", "counting", "flops", "module", "span", "token")
 
     def __init__(self, span: trace.Span, token: object, module: nn.Module) -> None:
         self.span = span
         self.token = token
         self.module = module
         self.attrs: _attrs.Attributes = {}
-        self.key: tuple[Any, ...] | None = None
+        self.call: _Call | None = None
         self.counting = False
         self.flops = 0
         self.counters: list[RemovableHandle] = []
+
+
+_MAX_SIGNATURES = 256
+"""Per module; past this many distinct call signatures the cache starts over."""
+
+
+class _Call:
+    """What one call signature of a module always gives: its input attributes and, once counted, FLOPs."""
+
+    __slots__ = ("attrs", "flops")
+
+    def __init__(self, attrs: _attrs.Attributes) -> None:
+        self.attrs = attrs
+        self.flops: int | None = None
 
 
 _registry: weakref.WeakKeyDictionary[nn.Module, Instrumentation] = weakref.WeakKeyDictionary()
@@ -88,7 +102,7 @@ class Instrumentation:
         self._provider = tracer_provider
         self._tracers: dict[int, tuple[trace.TracerProvider, trace.Tracer]] = {}
         self._local = threading.local()
-        self._flops_cache: dict[nn.Module, dict[tuple[Any, ...], int]] = {}
+        self._calls: dict[nn.Module, dict[tuple[Any, ...], _Call]] = {}
         self._static: dict[nn.Module, _attrs.Attributes] = {}
         self._hooks: list[RemovableHandle] = []
         self._attach(module, A.SPAN_FORWARD, {})
@@ -113,13 +127,13 @@ class Instrumentation:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
-        self._flops_cache.clear()
+        self._calls.clear()
         if _registry.get(self.module) is self:
             del _registry[self.module]
 
     def invalidate_flops(self) -> None:
         """Forget cached FLOPs, after the module's structure changed (e.g. Conv+BN fusing)."""
-        self._flops_cache.clear()
+        self._calls.clear()
 
     def __enter__(self) -> Instrumentation:
         return self
@@ -181,19 +195,29 @@ class Instrumentation:
             _log.warning("yolospan: could not describe %s", name, exc_info=True)
 
     def _describe_call(self, frame: _Frame, args: tuple[Any, ...], stack: list[_Frame | None]) -> None:
+        """Input attributes and FLOPs are computed once per call signature, then reused."""
         module = frame.module
-        tensors = list(_attrs.iter_tensors(args))
-        attrs = frame.attrs = _attrs.input_attributes(tensors, module.training)
-        attrs.update(self._static[module])
+        tensors = _attrs.tensors_in(args)
+        key = _attrs.signature(tensors, module.training)
+        calls = self._calls.get(module)
+        if calls is None:
+            calls = self._calls[module] = {}
+        known = calls.get(key)
+        if known is None:
+            if len(calls) >= _MAX_SIGNATURES:  # e.g. free-size inference: stay bounded, recount
+                calls.clear()
+            described = _attrs.input_attributes(tensors, module.training)
+            known = calls[key] = _Call(described | self._static[module])
+        extra = current_span_attributes()
+        attrs = {**extra, **known.attrs} if extra else dict(known.attrs)
         phase = current_phase()
         if phase is not None:
             attrs[A.PHASE] = phase
-        key = _attrs.signature(tensors, module.training)
-        cached = self._flops_cache.get(module, {}).get(key)
-        if cached is not None:
-            frame.flops = cached
+        frame.attrs = attrs
+        frame.call = known
+        if known.flops is not None:
+            frame.flops = known.flops
             return
-        frame.key = key
         frame.counting = True
         if not any(f is not None and f.counting for f in stack[:-1]):
             # The enclosing frame already hooks this subtree when it is counting too.
@@ -235,10 +259,10 @@ class Instrumentation:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             return
-        attrs.update(_attrs.output_attributes(output))
+        _attrs.add_output_attributes(attrs, output)
         if frame.counting:
-            assert frame.key is not None
-            self._flops_cache.setdefault(frame.module, {})[frame.key] = frame.flops
+            assert frame.call is not None
+            frame.call.flops = frame.flops
             attrs[A.FLOPS_METHOD] = "thop"
         else:
             attrs[A.FLOPS_METHOD] = "thop.cached"

@@ -10,7 +10,7 @@ from opentelemetry.util.types import AttributeValue
 from torch import nn
 
 from yolospan import attributes as A
-from yolospan.tracing._context import current_phase, entered_phase, get_tracer
+from yolospan.tracing._context import current_phase, current_span_attributes, entered_phase, get_tracer
 from yolospan.tracing._instrument import instrument, instrumentation_of
 
 
@@ -34,11 +34,14 @@ def span(
     with tracer.start_as_current_span(name) as current, ExitStack() as cleanup:
         cleanup.enter_context(entered_phase(phase))
         if current.is_recording():
+            own = dict(current_span_attributes())
             effective = current_phase()
             if effective is not None:
-                current.set_attribute(A.PHASE, effective)
+                own[A.PHASE] = effective
             if attributes:
-                current.set_attributes(attributes)
+                own.update(attributes)
+            if own:
+                current.set_attributes(own)
             if module is not None and instrumentation_of(module) is None:
                 cleanup.enter_context(instrument(module, layers=layers, tracer_provider=tracer_provider))
         yield current

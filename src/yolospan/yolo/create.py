@@ -24,15 +24,17 @@ from yolospan.yolo.amp import AmpCheckResult, AmpPolicy
 from yolospan.yolo.images import ImageSource, load_image
 from yolospan.yolo.lifecycle import (
     BuildResult,
+    FuseResult,
     InfoProfileResult,
     StrideProbeResult,
     build,
     check_imgsz,
+    fuse,
     info_profile,
     stride_probe,
 )
 from yolospan.yolo.model import DetectionModel
-from yolospan.yolo.spec import load_spec
+from yolospan.yolo.spec import ModelSpec, load_spec
 
 __all__ = ["CreatedModel", "build_model", "create_model", "resolve_device"]
 
@@ -51,6 +53,8 @@ class CreatedModel:
     stride_probe: StrideProbeResult
     profile: InfoProfileResult
     amp: AmpCheckResult
+    fused: FuseResult | None = None
+    """What fusing reported, when `create_model` was asked to fuse."""
 
 
 def build_model(
@@ -67,8 +71,9 @@ def build_model(
     ``ch`` (input channels) defaults to the config's ``ch``, then 3; ``nc`` and ``anchors``
     override the config's.
     """
+    spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)  # a bad config fails before any span
     with span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
-        built = _build(cfg, nc, ch, anchors, root)
+        built = _build(spec, root)
         probe = stride_probe(built.model, tracer_provider=tracer_provider, trace_layers=trace_layers)
         _finish(root, built.model, probe)
     return built.model
@@ -84,11 +89,13 @@ def create_model(
     device: str | torch.device = "cpu",
     amp_check: AmpPolicy | str = AmpPolicy.AUTO,
     image: ImageSource = None,
+    fuse_layers: bool = False,
     tracer_provider: TracerProvider | None = None,
     trace_layers: bool = False,
 ) -> CreatedModel:
     """Steps 1–4 in upstream's order: build, stride probe and info profile on the CPU, then move to
     ``device`` and run the AMP check there (policy ``amp_check``, on ``image`` or the default picture).
+    With ``fuse_layers`` step 5 follows inside the same ``model.init`` span, as for inference.
 
     Arguments are checked before anything is built: a bad device, policy or image raises a
     `yolospan.errors.UserError` at once.
@@ -97,8 +104,9 @@ def create_model(
     policy = AmpPolicy.parse(amp_check)
     picture = load_image(image) if image is not None else None  # a bad image fails before the build
     check_imgsz(imgsz)
+    spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)
     with span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
-        built = _build(cfg, nc, ch, anchors, root)
+        built = _build(spec, root)
         model = built.model
         probe = stride_probe(model, tracer_provider=tracer_provider, trace_layers=trace_layers)
         profile = info_profile(model, imgsz=imgsz, tracer_provider=tracer_provider, trace_layers=trace_layers)
@@ -106,8 +114,13 @@ def create_model(
         amp = _amp.amp_check(
             model, policy=policy, image=picture, tracer_provider=tracer_provider, trace_layers=trace_layers
         )
+        fused = (
+            fuse(model, imgsz=imgsz, tracer_provider=tracer_provider, trace_layers=trace_layers)
+            if fuse_layers
+            else None
+        )
         _finish(root, model, probe)
-    return CreatedModel(model, built, probe, profile, amp)
+    return CreatedModel(model, built, probe, profile, amp, fused)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -130,14 +143,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _build(
-    cfg: Config,
-    nc: int | None,
-    ch: int | None,
-    anchors: Sequence[Sequence[float]] | int | None,
-    root: Span,
-) -> BuildResult:
-    spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)
+def _build(spec: ModelSpec, root: Span) -> BuildResult:
     if root.is_recording():
         root.set_attributes({A.MODEL_NAME: spec.name, A.MODEL_NC: spec.nc, A.MODEL_LAYERS: len(spec.layers)})
     return build(spec)

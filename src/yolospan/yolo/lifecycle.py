@@ -238,10 +238,11 @@ def fuse(
     Fused convs have no gradients (upstream's choice). The profile, when asked for, runs inside the
     ``fuse`` span as its own ``info_profile`` phase.
     """
-    with phase(A.SPAN_FUSE, tracer_provider=tracer_provider):
+    with phase(A.SPAN_FUSE, tracer_provider=tracer_provider) as current:
         before = _count_params(model)
         folded = fuse_convs(model)
         invalidate_flops(model)
+        current.set_attribute(A.FUSE_FOLDED, folded)
         report = (
             info_profile(model, imgsz=imgsz, tracer_provider=tracer_provider, trace_layers=trace_layers)
             if profile
