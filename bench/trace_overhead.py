@@ -1,12 +1,13 @@
 """Overhead of tracing a yolov5s 1x3x640x640 eval forward: untraced vs traced, interleaved in one run.
 
-Variants run round-robin (order rotated every round) on deep copies of one model, each with its
-own long-lived instrumentation, so every variant sees the same machine state and FLOPs come from
-the steady-state cache as they do in a long job. The garbage collector is frozen after imports.
-Spans go through a BatchSpanProcessor to an exporter that drops them, which isolates yolospan's
-own cost from any backend.
+Four deep copies of one model take turns at four variants (a Latin square: in round r, copy c
+runs variant (c + r) mod 4), so neither a copy's memory placement nor the order within a round
+favours a variant. After each switch one untimed forward refills the FLOPs/attribute cache, so
+the timed forward is the steady state of a long job. The garbage collector is frozen after
+imports. Spans go through a BatchSpanProcessor to an exporter that drops them, which isolates
+yolospan's own cost from any backend.
 
-    python bench/trace_overhead.py [--rounds 30] [--model yolov5s] [--imgsz 640]
+    python bench/trace_overhead.py [--rounds 40] [--model yolov5s] [--imgsz 640]
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import copy
 import gc
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from torch import nn
 
 import yolospan
+
+VARIANTS = ("untraced", "model-level", "layers=True", "removed")
 
 
 class DropExporter(SpanExporter):
@@ -34,12 +38,24 @@ class DropExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+def switch(model: nn.Module, handle: yolospan.Instrumentation | None, variant: str, provider: TracerProvider):
+    """Put ``model`` in ``variant``'s state; returns the live handle, if any."""
+    if handle is not None:
+        handle.remove()
+    if variant == "model-level":
+        return yolospan.instrument(model, tracer_provider=provider)
+    if variant == "layers=True":
+        return yolospan.instrument(model, layers=True, tracer_provider=provider)
+    if variant == "removed":
+        yolospan.instrument(model, layers=True, tracer_provider=provider).remove()
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=40, help="a multiple of 4 balances the square")
     parser.add_argument("--model", default="yolov5s")
     parser.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args()
@@ -47,45 +63,34 @@ def main() -> None:
     exporter = DropExporter()
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter))
-
     base = yolospan.build_model(args.model).eval()
-    models = {name: copy.deepcopy(base) for name in ("untraced", "model-level", "layers=True", "removed")}
-    yolospan.instrument(models["model-level"], tracer_provider=provider)
-    yolospan.instrument(models["layers=True"], layers=True, tracer_provider=provider)
-    yolospan.instrument(models["removed"], layers=True, tracer_provider=provider).remove()
+    copies = [copy.deepcopy(base) for _ in VARIANTS]
+    handles: list[yolospan.Instrumentation | None] = [None] * len(copies)
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
-
-    def timed(model: torch.nn.Module) -> Callable[[], float]:
-        def run() -> float:
-            start = time.perf_counter()
-            model(x)
-            return time.perf_counter() - start
-
-        return run
-
-    runs = {name: timed(model) for name, model in models.items()}
+    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
     gc.collect()
     gc.freeze()
-    names = list(runs)
-    samples: dict[str, list[float]] = {name: [] for name in names}
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            for name in names:
-                runs[name]()
+        for model in copies:
+            model(x)  # warm the allocator and kernels
         for r in range(args.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                samples[name].append(runs[name]())
+            for c, model in enumerate(copies):
+                variant = VARIANTS[(c + r) % len(VARIANTS)]
+                handles[c] = switch(model, handles[c], variant, provider)
+                model(x)  # untimed: refills the per-signature cache after the switch
+                start = time.perf_counter()
+                model(x)
+                samples[variant].append(time.perf_counter() - start)
     provider.shutdown()
 
     base_median = statistics.median(samples["untraced"])
     base_min = min(samples["untraced"])
     print(
-        f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {args.rounds} interleaved rounds, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {exporter.count} spans exported"
+        f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {args.rounds} rounds x {len(VARIANTS)} "
+        f"copies, torch {torch.__version__}, {torch.get_num_threads()} threads, {exporter.count} spans"
     )
     print(f"{'variant':<12} {'median ms':>10} {'min ms':>8} {'ratio(median)':>14} {'ratio(min)':>11}")
-    for name in names:
+    for name in VARIANTS:
         med, low = statistics.median(samples[name]), min(samples[name])
         ratios = f"{med / base_median:>14.4f} {low / base_min:>11.4f}"
         print(f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios}")

@@ -63,7 +63,7 @@ def test_create_model_emits_the_contract_tree_with_upstreams_numbers(spans):
     profile.children.one(
         input_shape=[1, 3, 32, 32],
         training=False,
-        flops=created.profile.probe_flops,  # the core and thop agree
+        flops=41_563_136,  # upstream's figure: thop's rules as pinned in pyproject (nearest upsample = 1 op)
         phase=A.SPAN_INFO_PROFILE,
     )
     probe.children.one(
@@ -78,6 +78,7 @@ def test_create_model_emits_the_contract_tree_with_upstreams_numbers(spans):
     assert created.amp.passed and created.model.training
     assert created.profile.summary.startswith("YOLOv5s summary: 214 layers")
     assert created.build.params == 7_235_389 and created.stride_probe.forwards == 1
+    assert created.profile.probe_flops == 41_563_136  # thop's own profile agrees with the span
 
 
 def test_on_the_cpu_auto_skips_the_amp_check_and_its_forwards(spans):
