@@ -28,7 +28,13 @@ def test_every_constant_is_documented():
 def test_keys_are_unique_and_namespaced():
     keys = attribute_keys()
     assert len(keys) == len(set(keys))
-    span_names = set(A.PHASE_SPAN_NAMES) | {A.SPAN_MODEL_INIT, A.SPAN_FORWARD}
+    span_names = {
+        A.SPAN_MODEL_INIT,
+        A.SPAN_FORWARD,
+        *A.PHASE_SPAN_NAMES,
+        *A.TRAINING_SPAN_NAMES,
+        *A.TRAINING_PHASES,
+    }
     others = {e.value for e in _contract_doc.entries()} - set(keys) - span_names - {A.NAMESPACE}
     assert others == set()
 

@@ -1,31 +1,64 @@
-"""yolospan: every forward a YOLOv5 model runs, and the phase it belongs to, as an OpenTelemetry span."""
+"""yolospan: every forward a YOLOv5 model runs, and the phase it belongs to, as an OpenTelemetry span.
+
+The names below load on first use, so importing yolospan (as pytest does for the ``spans``
+plugin in every run) costs nothing until torch or the model code is actually needed.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from yolospan._version import __version__
-from yolospan.tracing import (
-    Instrumentation,
-    instrument,
-    phase,
-    span,
-    use_tracer_provider,
-)
-from yolospan.yolo import (
-    AmpCheckResult,
-    AmpPolicy,
-    AmpVerdict,
-    BuildResult,
-    ConfigError,
-    CreatedModel,
-    DetectionModel,
-    FuseResult,
-    ImageError,
-    InfoProfileResult,
-    SegmentationModel,
-    StrideProbeResult,
-    build_model,
-    create_model,
-)
+
+if TYPE_CHECKING:
+    from yolospan.tracing import (
+        Instrumentation,
+        instrument,
+        phase,
+        span,
+        span_attributes,
+        use_tracer_provider,
+    )
+    from yolospan.yolo import (
+        AmpCheckResult,
+        AmpPolicy,
+        AmpVerdict,
+        BuildResult,
+        ConfigError,
+        CreatedModel,
+        DetectionModel,
+        FuseResult,
+        ImageError,
+        InfoProfileResult,
+        SegmentationModel,
+        StrideProbeResult,
+        build_model,
+        create_model,
+    )
+
+_LAZY: dict[str, str] = {
+    "Instrumentation": "yolospan.tracing",
+    "instrument": "yolospan.tracing",
+    "phase": "yolospan.tracing",
+    "span": "yolospan.tracing",
+    "span_attributes": "yolospan.tracing",
+    "use_tracer_provider": "yolospan.tracing",
+    "AmpCheckResult": "yolospan.yolo",
+    "AmpPolicy": "yolospan.yolo",
+    "AmpVerdict": "yolospan.yolo",
+    "BuildResult": "yolospan.yolo",
+    "ConfigError": "yolospan.yolo",
+    "CreatedModel": "yolospan.yolo",
+    "DetectionModel": "yolospan.yolo",
+    "FuseResult": "yolospan.yolo",
+    "ImageError": "yolospan.yolo",
+    "InfoProfileResult": "yolospan.yolo",
+    "SegmentationModel": "yolospan.yolo",
+    "StrideProbeResult": "yolospan.yolo",
+    "build_model": "yolospan.yolo",
+    "create_model": "yolospan.yolo",
+}
 
 __all__ = [
     "AmpCheckResult",
@@ -47,5 +80,19 @@ __all__ = [
     "instrument",
     "phase",
     "span",
+    "span_attributes",
     "use_tracer_provider",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

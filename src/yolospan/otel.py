@@ -21,6 +21,12 @@ out, rejected, or still queued when the bounded shutdown gives up) are written t
 directory (``YOLOSPAN_SPOOL_DIR``, default in the user's cache directory) as OTLP JSON trace
 files, and shutdown logs one warning saying how many and how to send them later
 (``yolospan send``). See `yolospan.delivery`.
+
+The tracer provider takes its sampler from ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``
+(the SDK's default when none is passed). With ``metrics=True`` a ``MeterProvider`` is wired to the
+same exporters: OTLP metrics (same protocol and ``OTEL_EXPORTER_OTLP_[METRICS_]*`` settings) and
+an OTLP JSON metrics file next to the trace file (`metrics_path`); the console shows no metrics
+(callers print their own summary). Metrics are aggregates and are not spooled.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -45,11 +52,19 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_SDK_DISABLED,
 )
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from yolospan.delivery._exporter_logs import redact_url
+from yolospan.delivery._exporter_logs import ExporterLogs, describe_failure, redact_url
 from yolospan.delivery.spool import spool_dir as configured_spool_dir
 from yolospan.delivery.spooling import DeliveryOutcome, SpoolingExporter
 from yolospan.errors import UserError
@@ -64,8 +79,10 @@ __all__ = [
     "EXPORTERS",
     "PROTOCOLS",
     "Telemetry",
+    "metrics_path",
     "otlp_endpoint",
     "otlp_exporter",
+    "otlp_metric_exporter",
     "parse_exporters",
     "resolve_protocol",
     "sdk_disabled",
@@ -91,6 +108,8 @@ DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 """How long `Telemetry.shutdown` waits for queued spans to be exported before giving up on them."""
 
 _HTTP_TRACES_PATH = "v1/traces"
+_HTTP_METRICS_PATH = "v1/metrics"
+_METRICS_SUFFIX = ".metrics.jsonl"
 _DEFAULT_ENDPOINTS: Final = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
 # The batch processor's defaults (OpenTelemetry SDK spec); read here so the spool knows them too.
 _DEFAULT_QUEUE_SIZE = 2048
@@ -155,6 +174,33 @@ def otlp_exporter(protocol: str | None = None, *, endpoint: str | None = None) -
         raise UserError(f"invalid OTLP exporter settings ({chosen}): {error}") from error
 
 
+def otlp_metric_exporter(protocol: str | None = None, *, endpoint: str | None = None) -> MetricExporter:
+    """The official OTLP metric exporter, as `otlp_exporter` (``/v1/metrics`` is appended for HTTP)."""
+    chosen = resolve_protocol(protocol)
+    try:
+        if chosen == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcMetricExporter,
+            )
+
+            return GrpcMetricExporter(endpoint=endpoint)
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
+
+        url = f"{endpoint.rstrip('/')}/{_HTTP_METRICS_PATH}" if endpoint else None
+        return HttpMetricExporter(endpoint=url)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise UserError(f"invalid OTLP metric exporter settings ({chosen}): {error}") from error
+
+
+def metrics_path(out: str | os.PathLike[str]) -> Path:
+    """Where metrics go next to trace file ``out``: ``run.jsonl`` → ``run.metrics.jsonl``."""
+    path = Path(out)
+    stem = path.name.removesuffix(".jsonl")
+    return path.with_name(stem + _METRICS_SUFFIX)
+
+
 def otlp_endpoint(protocol: str | None = None, *, endpoint: str | None = None) -> str:
     """Where `otlp_exporter` with the same arguments sends traces, safe to print (no user info, query).
 
@@ -195,6 +241,7 @@ def setup_tracing(
     layers_in_console: bool = True,
     protocol: str | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
+    metrics: bool = False,
 ) -> Telemetry:
     """A tracer provider exporting to ``exporters`` (a subset of `EXPORTERS`), wrapped in `Telemetry`.
 
@@ -204,7 +251,9 @@ def setup_tracing(
     `resolve_protocol`); what it cannot deliver goes to ``spool_dir`` (default
     `yolospan.delivery.spool_dir`), created only when needed. Nothing global is touched: route
     yolospan's spans to the provider with ``with telemetry:`` or `yolospan.use_tracer_provider`.
-    Bad names or combinations raise `UserError`.
+    With ``metrics``, `Telemetry.meter_provider` exports metrics to ``file`` (`metrics_path` of
+    ``out``) and ``otlp``; it is None when neither is chosen. Bad names or combinations raise
+    `UserError`.
     """
     names = tuple(dict.fromkeys(exporters))
     _check_exporters(names)
@@ -243,10 +292,34 @@ def setup_tracing(
         processors.append(spooling.track(batch))
         _log.info("exporting spans over OTLP (%s) to %s", resolve_protocol(protocol), spooling.endpoint)
 
-    provider = TracerProvider(resource=service_resource())
+    provider = TracerProvider(resource=service_resource())  # sampler: OTEL_TRACES_SAMPLER[_ARG]
     for processor in processors:
         provider.add_span_processor(processor)
-    return Telemetry(provider, span_exporters, spooling=spooling)
+    meter_provider = _meter_provider(names, out, protocol) if metrics else None
+    return Telemetry(provider, span_exporters, spooling=spooling, meter_provider=meter_provider)
+
+
+def _meter_provider(
+    names: Sequence[str], out: str | os.PathLike[str] | None, protocol: str | None
+) -> MeterProvider | None:
+    """Periodic readers for the file and OTLP exporters (interval: ``OTEL_METRIC_EXPORT_INTERVAL``)."""
+    from opentelemetry.exporter.otlp.json.file import FileMetricExporter
+
+    readers: list[MetricReader] = []
+    if "file" in names:
+        assert out is not None
+        path = metrics_path(out)
+        try:
+            readers.append(PeriodicExportingMetricReader(FileMetricExporter(path)))
+        except OSError as error:
+            raise UserError(f"cannot write metrics file {path}: {error.strerror or error}") from error
+    if "otlp" in names:
+        exporter = _QuietMetricExporter(otlp_metric_exporter(protocol), otlp_endpoint(protocol))
+        readers.append(PeriodicExportingMetricReader(exporter))
+    if not readers:
+        return None
+    # Telemetry.shutdown stops it, bounded; an atexit hook would only repeat that (with a warning).
+    return MeterProvider(metric_readers=readers, resource=service_resource(), shutdown_on_exit=False)
 
 
 def _batch_limits() -> tuple[int, int]:
@@ -279,8 +352,11 @@ class Telemetry:
         exporters: Sequence[SpanExporter] = (),
         *,
         spooling: SpoolingExporter | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        """The SDK meter provider `setup_tracing` wired with ``metrics=True``, else None."""
         self._exporters = list(exporters)
         self._spooling = spooling
         self._lock = threading.Lock()
@@ -309,6 +385,8 @@ class Telemetry:
         ``timeout_s``; past that, the exporters are shut down, which aborts their retries, and
         the spans still queued are given up on: the file's with a warning, the OTLP exporter's
         are written to the spool (see `delivery`), and one warning says how many and where.
+        The meter provider, if any, makes its last export on a second thread within the same
+        ``timeout_s``; metrics still unsent then are dropped with a warning.
         Calling it again returns the first result.
         """
         with self._lock:
@@ -319,12 +397,20 @@ class Telemetry:
 
     def _shutdown(self, timeout_s: float) -> bool:
         provider = self.tracer_provider
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        metrics_worker = None
+        if self.meter_provider is not None:  # in parallel: a dead collector delays both equally
+            metrics_worker = threading.Thread(
+                target=self.meter_provider.shutdown, name="yolospan-metrics-shutdown", daemon=True
+            )
+            metrics_worker.start()
         if not isinstance(provider, TracerProvider):
-            return True
+            return self._join_metrics(metrics_worker, deadline, timeout_s)
         worker = threading.Thread(target=provider.shutdown, name="yolospan-telemetry-shutdown", daemon=True)
         worker.start()
         worker.join(max(timeout_s, 0.0))
         timed_out = worker.is_alive()
+        metrics_done = self._join_metrics(metrics_worker, deadline, timeout_s)
         if timed_out:  # shut the exporters down: that aborts their retries
             if self._spooling is not None:
                 self._spooling.give_up(timeout_s)
@@ -336,7 +422,18 @@ class Telemetry:
             _log.warning("%s", message)  # the one line the user sees, whatever else went wrong
         elif timed_out:
             _log.warning("spans not written within %.1f s of shutdown; giving up on them", timeout_s)
-        return not timed_out
+        return not timed_out and metrics_done
+
+    @staticmethod
+    def _join_metrics(worker: threading.Thread | None, deadline: float, timeout_s: float) -> bool:
+        """Wait for the metrics shutdown until ``deadline``; metrics still unsent then are dropped."""
+        if worker is None:
+            return True
+        worker.join(max(deadline - time.monotonic(), 0.0))
+        if worker.is_alive():
+            _log.warning("metrics not exported within %.1f s of shutdown; giving up on them", timeout_s)
+            return False
+        return True
 
     def __enter__(self) -> Telemetry:
         self._routing.enter_context(use_tracer_provider(self.tracer_provider))
@@ -372,3 +469,48 @@ class _ShutdownOnce(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+class _QuietMetricExporter(MetricExporter):
+    """Delegates to an OTLP metric exporter; its failures become one warning in safe words.
+
+    The exporter's own log lines can quote endpoints and replies (see `yolospan.delivery`), so
+    they are captured during each export; the first failure is reported once, later ones not.
+    Metrics are not spooled: they are aggregates, sent again in full at the next interval.
+    """
+
+    def __init__(self, inner: MetricExporter, endpoint: str) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner = inner
+        self._endpoint = endpoint
+        self._logs = ExporterLogs()
+        self._warned = False
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        error: BaseException | None = None
+        with self._logs.capture() as records:
+            try:
+                result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            except Exception as raised:  # an exporter bug must not end the reader's thread
+                result, error = MetricExportResult.FAILURE, raised
+        if result is MetricExportResult.FAILURE and not self._warned:
+            self._warned = True
+            reason = describe_failure(records, error).reason
+            _log.warning(
+                "metrics not delivered to %s (%s); later failures are not reported", self._endpoint, reason
+            )
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        try:
+            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        finally:
+            self._logs.close()

@@ -249,3 +249,24 @@ def test_a_broken_stream_never_breaks_the_traced_code(caplog):
     with caplog.at_level(logging.WARNING, logger="yolospan.export.console"):
         _run(_Broken())
     assert len([r for r in caplog.records if "console span tree disabled" in r.message]) == 1
+
+
+def test_the_run_id_is_printed_once_per_trace_on_its_root():
+    import io
+
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from yolospan import attributes as A
+    from yolospan.export.console import ConsoleTreeProcessor
+
+    stream = io.StringIO()
+    provider = TracerProvider()
+    provider.add_span_processor(ConsoleTreeProcessor(stream))
+    tracer = provider.get_tracer("t")
+    step = tracer.start_as_current_span("train_step", attributes={A.RUN_ID: "r-1", A.STEP: 0})
+    loss = tracer.start_as_current_span("loss", attributes={A.RUN_ID: "r-1", A.LOSS_TOTAL: 1.5})
+    with step, loss:
+        pass
+    text = stream.getvalue()
+    assert text.count("run.id=r-1") == 1
+    assert "loss.total=1.5" in text

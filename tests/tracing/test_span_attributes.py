@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -10,9 +11,8 @@ from yolospan.tracing import current_span_attributes, span_attributes
 
 def test_every_span_started_inside_the_block_carries_the_attributes(spans):
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU())
-    with span_attributes({"job.id": "j-1"}):
-        with yolospan.phase("p", module=model, layers=True):
-            model(torch.zeros(1, 3, 4, 4))
+    with span_attributes({"job.id": "j-1"}), yolospan.phase("p", module=model, layers=True):
+        model(torch.zeros(1, 3, 4, 4))
     assert spans.names() == ["p", "forward", "Conv2d", "ReLU"]
     assert all(span.attributes["job.id"] == "j-1" for span in spans)
 
@@ -37,9 +37,9 @@ def test_nested_blocks_add_up_and_the_inner_value_wins(spans):
 
 def test_a_span_own_attributes_and_its_phase_win(spans):
     model = nn.Conv2d(3, 4, 1)
-    with span_attributes({A.PHASE: "outer", "x": "context", A.INPUT_DTYPE: "bogus"}):
-        with yolospan.phase("p", module=model, attributes={"x": "explicit"}):
-            model(torch.zeros(1, 3, 2, 2))
+    outer = {A.PHASE: "outer", "x": "context", A.INPUT_DTYPE: "bogus"}
+    with span_attributes(outer), yolospan.phase("p", module=model, attributes={"x": "explicit"}):
+        model(torch.zeros(1, 3, 2, 2))
     phase_span = spans.one("p")
     assert phase_span.attributes[A.PHASE] == "p"
     assert phase_span.attributes["x"] == "explicit"
@@ -54,20 +54,14 @@ def test_a_failing_forward_keeps_the_attributes(spans):
             raise ValueError("boom")
 
     model = Boom()
-    with span_attributes({"job.id": "j-2"}), yolospan.instrument(model):
-        try:
-            model(torch.zeros(1))
-        except ValueError:
-            pass
+    with span_attributes({"job.id": "j-2"}), yolospan.instrument(model), pytest.raises(ValueError):
+        model(torch.zeros(1))
     forward = spans.one("forward")
     assert forward.status == "ERROR"
     assert forward.attributes["job.id"] == "j-2"
 
 
 def test_the_block_is_undone_when_it_raises():
-    try:
-        with span_attributes({"a": 1}):
-            raise RuntimeError
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), span_attributes({"a": 1}):
+        raise RuntimeError
     assert current_span_attributes() == {}

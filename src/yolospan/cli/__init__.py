@@ -17,9 +17,9 @@ EXIT_USAGE = 2
 
 
 def _commands() -> list[ModuleType]:
-    from yolospan.cli import check, send, trace
+    from yolospan.cli import check, data, send, trace, train
 
-    return [trace, check, send]
+    return [trace, check, send, train, data]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from yolospan.cli._args import exporter_list, positive_int, start_output_file
 from yolospan.errors import UserError
 
 _OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -28,25 +29,6 @@ examples:
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _exporter_list(text: str) -> tuple[str, ...]:
-    from yolospan.otel import parse_exporters
-
-    try:
-        return parse_exporters(text)
-    except UserError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "trace",
@@ -60,10 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="MODEL",
         help="a shipped config (yolov5n/s/m/l/x, yolov5s-seg) or a path to a model YAML",
     )
-    parser.add_argument("--nc", type=_positive_int, metavar="N", help="override the number of classes")
+    parser.add_argument("--nc", type=positive_int, metavar="N", help="override the number of classes")
     parser.add_argument(
         "--imgsz",
-        type=_positive_int,
+        type=positive_int,
         default=640,
         metavar="N",
         help="image size GFLOPs are reported at (640)",
@@ -84,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--exporter",
-        type=_exporter_list,
+        type=exporter_list,
         metavar="LIST",
         help="comma-separated: console, file, otlp (default: console, plus file with --out, plus otlp "
         "when OTEL_EXPORTER_OTLP_ENDPOINT is set)",
@@ -111,15 +93,6 @@ def choose_exporters(requested: tuple[str, ...] | None, out: Path | None) -> tup
     return tuple(chosen)
 
 
-def _start_trace_file(path: Path) -> None:
-    """One run, one trace file: an old file at ``path`` is replaced rather than appended to."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("", encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"{path}: cannot write the trace file ({error.strerror or error})") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from yolospan.otel import setup_tracing
     from yolospan.yolo import create_model
@@ -128,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None and not args.image.is_file():
         raise UserError(f"{args.image}: image file not found")
     if args.out is not None:
-        _start_trace_file(args.out)
+        start_output_file(args.out)
     telemetry = setup_tracing(exporters, out=args.out, console=sys.stdout)
     with telemetry:
         create_model(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -178,10 +178,12 @@ def _short_key(key: str) -> str:
     return key.removeprefix(A.NAMESPACE + ".")
 
 
-def describe_result(attrs: Attributes) -> str:
+def describe_result(attrs: Attributes, omit: Collection[str] = ()) -> str:
     """A phase's summary: its attributes as ``key=value`` (namespace dropped), the phase tag omitted."""
     return " ".join(
-        f"{_short_key(key)}={format_value(value)}" for key, value in attrs.items() if key != A.PHASE
+        f"{_short_key(key)}={format_value(value)}"
+        for key, value in attrs.items()
+        if key != A.PHASE and key not in omit
     )
 
 
@@ -299,7 +301,12 @@ class ConsoleTreeProcessor(SpanProcessor):
         else:
             head = label
         parts = [self._charset.guide * node.depth + head]
-        details = describe_call(attrs, self._charset) if call else describe_result(attrs)
+        # The run id is the same on every span of a run: shown once, on the trace's root.
+        details = (
+            describe_call(attrs, self._charset)
+            if call
+            else describe_result(attrs, omit=() if node.depth == 0 else (A.RUN_ID,))
+        )
         if details:
             parts.append(details)
         error = _error(span)

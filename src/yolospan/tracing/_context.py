@@ -8,6 +8,7 @@ OpenTelemetry's global one.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,8 +38,19 @@ def resolve_provider(explicit: trace.TracerProvider | None = None) -> trace.Trac
     return _provider_override.get() or trace.get_tracer_provider()
 
 
+_tracers: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = weakref.WeakKeyDictionary()
+
+
 def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
-    return resolve_provider(provider).get_tracer(INSTRUMENTATION_NAME, __version__)
+    """yolospan's tracer from the resolved provider, one per provider: the SDK's lookup is not free."""
+    resolved = resolve_provider(provider)
+    try:
+        tracer = _tracers.get(resolved)
+    except TypeError:  # a provider that cannot be weakly referenced
+        return resolved.get_tracer(INSTRUMENTATION_NAME, __version__)
+    if tracer is None:
+        tracer = _tracers[resolved] = resolved.get_tracer(INSTRUMENTATION_NAME, __version__)
+    return tracer
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
 from yolospan.tracing import _attrs, _flops
-from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer, resolve_provider
+from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
 
 _log = logging.getLogger(__name__)
 
@@ -100,7 +100,6 @@ class Instrumentation:
         self.module = module
         self.layers = layers
         self._provider = tracer_provider
-        self._tracers: dict[int, tuple[trace.TracerProvider, trace.Tracer]] = {}
         self._local = threading.local()
         self._calls: dict[nn.Module, dict[tuple[Any, ...], _Call]] = {}
         self._static: dict[nn.Module, _attrs.Attributes] = {}
@@ -169,18 +168,10 @@ class Instrumentation:
             stack = self._local.stack = []
         return stack
 
-    def _tracer(self) -> trace.Tracer:
-        """The resolved provider's tracer; providers are resolved per call (a test may switch them)."""
-        provider = resolve_provider(self._provider)
-        cached = self._tracers.get(id(provider))
-        if cached is None or cached[0] is not provider:
-            cached = self._tracers[id(provider)] = (provider, get_tracer(provider))
-        return cached[1]
-
     def _open(self, module: nn.Module, name: str, args: tuple[Any, ...]) -> None:
         stack = self._stack()
         try:
-            span = self._tracer().start_span(name)
+            span = get_tracer(self._provider).start_span(name)
             frame = _Frame(span, otel_context.attach(trace.set_span_in_context(span)), module)
         except Exception:
             _log.warning("yolospan: could not start a span for %s", name, exc_info=True)

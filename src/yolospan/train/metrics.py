@@ -1,0 +1,187 @@
+"""Training metrics through the OpenTelemetry metrics API, recorded for every step, traced or not.
+
+Like the tracing core, this talks to the API only: instruments come from the meter provider
+given explicitly, else the one set with `use_meter_provider`, else OpenTelemetry's global one
+(a no-op until an SDK is installed). `yolospan.otel` wires an SDK provider to the exporters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry import metrics
+
+from yolospan import attributes as A
+from yolospan._version import __version__
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DURATION_BUCKETS_S",
+    "METRIC_LOSS",
+    "METRIC_LR",
+    "METRIC_STEPS",
+    "METRIC_STEP_DURATION",
+    "METRIC_THROUGHPUT",
+    "METRIC_VAL_LOSS",
+    "LossValues",
+    "TrainingMetrics",
+    "resolve_meter_provider",
+    "use_meter_provider",
+]
+
+METRIC_STEP_DURATION: Final = "yolospan.train.step.duration"
+"""Histogram (s): wall time of each training step, from its forward to the end of its optimizer step."""
+
+METRIC_THROUGHPUT: Final = "yolospan.train.throughput"
+"""Gauge ({image}/s): images in the step over its duration."""
+
+METRIC_LOSS: Final = "yolospan.train.loss"
+"""Gauge: the step's loss per ``yolospan.loss.component`` (box, obj, cls, total)."""
+
+METRIC_LR: Final = "yolospan.train.lr"
+"""Gauge: learning rate of the first parameter group during the step."""
+
+METRIC_STEPS: Final = "yolospan.train.steps"
+"""Counter ({step}): training steps completed."""
+
+METRIC_VAL_LOSS: Final = "yolospan.val.loss"
+"""Gauge: mean validation loss per ``yolospan.loss.component`` after each validation pass."""
+
+DURATION_BUCKETS_S: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Histogram boundaries for step durations: steps take milliseconds on a GPU, seconds on a CPU."""
+
+_METER_NAME = "yolospan.train"
+_meter_override: ContextVar[metrics.MeterProvider | None] = ContextVar(
+    "yolospan_meter_provider", default=None
+)
+
+
+@dataclass(frozen=True)
+class LossValues:
+    """The three loss components of a step (per image, gains applied) as plain floats."""
+
+    box: float
+    obj: float
+    cls: float
+
+    @property
+    def total(self) -> float:
+        return self.box + self.obj + self.cls
+
+    @classmethod
+    def of(cls, items: Sequence[float] | torch.Tensor) -> LossValues:
+        """From ``[box, obj, cls]``: a list, or a detached tensor (read once, one device sync)."""
+        tolist = getattr(items, "tolist", None)
+        values = tolist() if callable(tolist) else list(items)
+        if len(values) != 3:
+            raise ValueError(f"expected 3 loss components (box, obj, cls), got {len(values)}")
+        box, obj, cls_ = (float(v) for v in values)
+        return cls(box, obj, cls_)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"box": self.box, "obj": self.obj, "cls": self.cls, "total": self.total}
+
+
+def resolve_meter_provider(explicit: metrics.MeterProvider | None = None) -> metrics.MeterProvider:
+    """An explicit provider wins, then one set by `use_meter_provider`, then OpenTelemetry's global."""
+    if explicit is not None:
+        return explicit
+    return _meter_override.get() or metrics.get_meter_provider()
+
+
+@contextmanager
+def use_meter_provider(provider: metrics.MeterProvider) -> Iterator[metrics.MeterProvider]:
+    """Send yolospan's metrics to ``provider`` inside the block; OpenTelemetry's global stays untouched."""
+    token = _meter_override.set(provider)
+    try:
+        yield provider
+    finally:
+        _meter_override.reset(token)
+
+
+class TrainingMetrics:
+    """The training instruments of one run; every point carries ``yolospan.run.id``.
+
+    Only the step-duration histogram is recorded through the SDK on each step. Counts and the
+    gauges' latest values are kept here and read by asynchronous (observable) instruments when
+    the metrics are collected, which exports the same points for a fraction of the per-step cost.
+    """
+
+    def __init__(self, *, run_id: str, meter_provider: metrics.MeterProvider | None = None) -> None:
+        meter = resolve_meter_provider(meter_provider).get_meter(_METER_NAME, __version__)
+        self._run = {A.RUN_ID: run_id}
+        self._components = {
+            name: {A.RUN_ID: run_id, A.LOSS_COMPONENT: name} for name in ("box", "obj", "cls", "total")
+        }
+        self.steps = 0
+        self.throughput: float | None = None
+        self.losses: LossValues | None = None
+        self.lr: float | None = None
+        self.val_losses: LossValues | None = None
+        self._duration = meter.create_histogram(
+            METRIC_STEP_DURATION,
+            unit="s",
+            description="Wall time of a training step",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
+        )
+        meter.create_observable_counter(
+            METRIC_STEPS, [self._observe_steps], unit="{step}", description="Training steps"
+        )
+        meter.create_observable_gauge(
+            METRIC_THROUGHPUT,
+            [self._observe_throughput],
+            unit="{image}/s",
+            description="Training images per second",
+        )
+        meter.create_observable_gauge(
+            METRIC_LOSS, [self._observe_losses], unit="1", description="Training loss per component"
+        )
+        meter.create_observable_gauge(METRIC_LR, [self._observe_lr], unit="1", description="Learning rate")
+        meter.create_observable_gauge(
+            METRIC_VAL_LOSS, [self._observe_val_losses], unit="1", description="Validation loss per component"
+        )
+
+    def record_step(
+        self, *, duration_s: float, images: int, losses: LossValues | None = None, lr: float | None = None
+    ) -> None:
+        self._duration.record(duration_s, self._run)
+        self.steps += 1
+        if duration_s > 0:
+            self.throughput = images / duration_s
+        if losses is not None:
+            self.losses = losses
+        if lr is not None:
+            self.lr = lr
+
+    def record_validation(self, losses: LossValues) -> None:
+        self.val_losses = losses
+
+    # --- callbacks, run by the metric reader at collection ------------------------------------------
+
+    def _observe_steps(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        return [metrics.Observation(self.steps, self._run)]
+
+    def _observe_throughput(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        return [] if self.throughput is None else [metrics.Observation(self.throughput, self._run)]
+
+    def _observe_lr(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        return [] if self.lr is None else [metrics.Observation(self.lr, self._run)]
+
+    def _observe_losses(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        return self._loss_points(self.losses)
+
+    def _observe_val_losses(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        return self._loss_points(self.val_losses)
+
+    def _loss_points(self, losses: LossValues | None) -> list[metrics.Observation]:
+        if losses is None:
+            return []
+        return [
+            metrics.Observation(value, self._components[name]) for name, value in losses.as_dict().items()
+        ]
