@@ -7,6 +7,11 @@ the timed forward is the steady state of a long job. The garbage collector is fr
 imports. Spans go through a BatchSpanProcessor to an exporter that drops them, which isolates
 yolospan's own cost from any backend.
 
+Wall-clock ratios on a shared 2-core machine wander by several percent from round to round, so
+the script also reports the time spent inside yolospan's hooks (span start and end, attributes,
+the SDK's work for them) per forward, measured in the same run, and that time over the untraced
+median: the overhead without the noise of the convolutions around it.
+
     python bench/trace_overhead.py [--rounds 40] [--model yolov5s] [--imgsz 640]
 """
 
@@ -25,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from torch import nn
 
 import yolospan
+from yolospan.tracing import _instrument
 
 VARIANTS = ("untraced", "model-level", "layers=True", "removed")
 
@@ -51,6 +57,32 @@ def switch(model: nn.Module, handle: yolospan.Instrumentation | None, variant: s
     return None
 
 
+class HookClock:
+    """Accumulates the time spent in yolospan's pre- and post-hooks, per variant."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.variant = ""
+        cls = _instrument.Instrumentation
+        self._open, self._close = cls._open, cls._close
+        clock = self
+
+        def timed_open(instr: _instrument.Instrumentation, *args: object) -> None:
+            start = time.perf_counter()
+            clock._open(instr, *args)
+            clock.add(time.perf_counter() - start)
+
+        def timed_close(instr: _instrument.Instrumentation, *args: object) -> None:
+            start = time.perf_counter()
+            clock._close(instr, *args)
+            clock.add(time.perf_counter() - start)
+
+        cls._open, cls._close = timed_open, timed_close  # type: ignore[method-assign]
+
+    def add(self, seconds: float) -> None:
+        self.seconds[self.variant] = self.seconds.get(self.variant, 0.0) + seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,6 +100,7 @@ def main() -> None:
     handles: list[yolospan.Instrumentation | None] = [None] * len(copies)
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    clock = HookClock()
     gc.collect()
     gc.freeze()
     with torch.inference_mode():
@@ -77,7 +110,9 @@ def main() -> None:
             for c, model in enumerate(copies):
                 variant = VARIANTS[(c + r) % len(VARIANTS)]
                 handles[c] = switch(model, handles[c], variant, provider)
+                clock.variant = ""
                 model(x)  # untimed: refills the per-signature cache after the switch
+                clock.variant = variant
                 start = time.perf_counter()
                 model(x)
                 samples[variant].append(time.perf_counter() - start)
@@ -89,11 +124,16 @@ def main() -> None:
         f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {args.rounds} rounds x {len(VARIANTS)} "
         f"copies, torch {torch.__version__}, {torch.get_num_threads()} threads, {exporter.count} spans"
     )
-    print(f"{'variant':<12} {'median ms':>10} {'min ms':>8} {'ratio(median)':>14} {'ratio(min)':>11}")
+    header = f"{'variant':<12} {'median ms':>10} {'min ms':>8} {'ratio(median)':>14} {'ratio(min)':>11}"
+    print(f"{header} {'in hooks ms':>12} {'1 + hooks/median':>17}")
     for name in VARIANTS:
         med, low = statistics.median(samples[name]), min(samples[name])
         ratios = f"{med / base_median:>14.4f} {low / base_min:>11.4f}"
-        print(f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios}")
+        hooks = clock.seconds.get(name, 0.0) / len(samples[name])
+        print(
+            f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios} {hooks * 1e3:>12.3f} "
+            f"{1 + hooks / base_median:>17.4f}"
+        )
 
 
 if __name__ == "__main__":

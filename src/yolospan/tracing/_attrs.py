@@ -50,14 +50,22 @@ def signature(tensors: list[torch.Tensor], training: bool) -> tuple[Any, ...]:
     return (training, device, autocast_dtype(device), *[(t.shape, t.dtype) for t in tensors])
 
 
+_DEVICE_TYPES: dict[torch.device, str] = {}
+
+
 def autocast_dtype(device: torch.device) -> str | None:
+    # ``device.type`` builds a new string on every call; in a hook between convolutions that is
+    # several microseconds, so the type of each device seen is kept.
+    kind = _DEVICE_TYPES.get(device)
+    if kind is None:
+        kind = _DEVICE_TYPES[device] = device.type
     try:
-        enabled = torch.is_autocast_enabled(device.type)
+        enabled = torch.is_autocast_enabled(kind)
     except RuntimeError:  # device types without autocast support (meta, ...)
         return None
     if not enabled:
         return None
-    return dtype_name(torch.get_autocast_dtype(device.type))
+    return dtype_name(torch.get_autocast_dtype(kind))
 
 
 def input_attributes(inputs: list[torch.Tensor], training: bool) -> Attributes:
