@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from yolospan.errors import UserError
 
-__all__ = ["exporter_list", "positive_int", "start_output_file"]
+__all__ = ["choose_exporters", "exporter_list", "non_negative_int", "positive_int", "start_output_file"]
+
+_OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
-def positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int, kind: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a {kind} integer, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "positive")
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "non-negative")
 
 
 def exporter_list(text: str) -> tuple[str, ...]:
@@ -36,3 +47,22 @@ def start_output_file(path: Path) -> None:
         path.write_text("", encoding="utf-8")
     except OSError as error:
         raise UserError(f"{path}: cannot write the file ({error.strerror or error})") from None
+
+
+def choose_exporters(
+    requested: tuple[str, ...] | None, out: Path | None, *, console: bool
+) -> tuple[str, ...]:
+    """The explicit list, checked against ``--out``; or the default: a file with ``--out``, OTLP
+    when an endpoint is configured, and the console always (``console=True``) or when neither."""
+    if requested is not None:
+        if "file" in requested and out is None:
+            raise UserError("--exporter file needs --out PATH")
+        if out is not None and "file" not in requested:
+            raise UserError("--out needs the file exporter; add 'file' to --exporter")
+        return requested
+    chosen = ["console"] if console else []
+    if out is not None:
+        chosen.append("file")
+    if any(os.environ.get(name) for name in _OTLP_ENDPOINT_VARS):
+        chosen.append("otlp")
+    return tuple(chosen) or ("console",)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from yolospan.cli._args import positive_int
+from yolospan.cli._args import non_negative_int, positive_int
 
 _SYNTH_DESCRIPTION = """\
 Write a small synthetic YOLO dataset: coloured shapes (one shape kind and colour per class) on
@@ -13,16 +13,6 @@ noisy backgrounds, with their exact boxes. Layout: DIR/images/{train,val}/*.png,
 DIR/labels/{train,val}/*.txt ('class cx cy w h', normalised) and DIR/data.yaml (nc, names).
 The same arguments always write the same files.
 """
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     synth.add_argument("--images", type=positive_int, default=32, metavar="N", help="training images (32)")
     synth.add_argument(
         "--val-images",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="validation images (default: a quarter of --images, at least 1)",
     )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from yolospan.cli._args import exporter_list, positive_int, start_output_file
+from yolospan.cli._args import choose_exporters, exporter_list, positive_int, start_output_file
 from yolospan.errors import UserError
-
-_OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 _DESCRIPTION = """\
 Create a YOLOv5 model the way upstream does - build, stride probe, info profile, AMP check -
@@ -77,27 +74,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=run)
 
 
-def choose_exporters(requested: tuple[str, ...] | None, out: Path | None) -> tuple[str, ...]:
-    """The explicit list, or the embedded default: console, a file with --out, OTLP when configured."""
-    if requested is not None:
-        if "file" in requested and out is None:
-            raise UserError("--exporter file needs --out PATH")
-        if out is not None and "file" not in requested:
-            raise UserError("--out needs the file exporter; add 'file' to --exporter")
-        return requested
-    chosen = ["console"]
-    if out is not None:
-        chosen.append("file")
-    if any(os.environ.get(name) for name in _OTLP_ENDPOINT_VARS):
-        chosen.append("otlp")
-    return tuple(chosen)
-
-
 def run(args: argparse.Namespace) -> int:
     from yolospan.otel import setup_tracing
     from yolospan.yolo import create_model
 
-    exporters = choose_exporters(args.exporter, args.out)
+    exporters = choose_exporters(args.exporter, args.out, console=True)
     if args.image is not None and not args.image.is_file():
         raise UserError(f"{args.image}: image file not found")
     if args.out is not None:

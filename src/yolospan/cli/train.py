@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from yolospan.cli._args import exporter_list, positive_int, start_output_file
-from yolospan.errors import UserError
-
-_OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+from yolospan.cli._args import (
+    choose_exporters,
+    exporter_list,
+    non_negative_int,
+    positive_int,
+    start_output_file,
+)
 
 _DESCRIPTION = """\
 Train a YOLOv5 model on a YOLO-format dataset (images/ and labels/, with train/ and val/
@@ -33,16 +35,6 @@ OTEL_TRACES_SAMPLER_ARG=0.1) then samples among those.
 """
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "train",
@@ -63,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--batch", type=positive_int, default=16, metavar="N", help="batch size (16)")
     parser.add_argument("--device", default="cpu", metavar="D", help="cpu, cuda or cuda:N (cpu)")
     parser.add_argument(
-        "--workers", type=_non_negative_int, default=0, metavar="N", help="DataLoader worker processes (0)"
+        "--workers", type=non_negative_int, default=0, metavar="N", help="DataLoader worker processes (0)"
     )
     parser.add_argument(
         "--trace-every", type=positive_int, default=1, metavar="N", help="trace every N-th step (1: all)"
@@ -100,27 +92,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(run=run)
 
 
-def choose_exporters(requested: tuple[str, ...] | None, out: Path | None) -> tuple[str, ...]:
-    """The explicit list, or: a file with --out, OTLP when an endpoint is set, else the console."""
-    if requested is not None:
-        if "file" in requested and out is None:
-            raise UserError("--exporter file needs --out PATH")
-        if out is not None and "file" not in requested:
-            raise UserError("--out needs the file exporter; add 'file' to --exporter")
-        return requested
-    chosen = []
-    if out is not None:
-        chosen.append("file")
-    if any(os.environ.get(name) for name in _OTLP_ENDPOINT_VARS):
-        chosen.append("otlp")
-    return tuple(chosen) or ("console",)
-
-
 def run(args: argparse.Namespace) -> int:
     from yolospan.otel import metrics_path, setup_tracing
     from yolospan.train import TrainConfig, Trainer, new_run_id
 
-    exporters = choose_exporters(args.exporter, args.out)
+    exporters = choose_exporters(args.exporter, args.out, console=False)
     run_id = new_run_id()
     config = TrainConfig(
         data=args.data,

@@ -8,7 +8,6 @@ the spool are never changed. A malformed file is skipped whole, before any of it
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from yolospan.delivery._exporter_logs import ExporterLogs, Failure, describe_failure
 from yolospan.delivery.spool import in_spool, replace_lines, spool_dir, trace_files
 from yolospan.errors import UserError
-from yolospan.export.tracefile import spans_from_request
+from yolospan.export.tracefile import TraceFileError, read_trace_lines
 
 __all__ = ["FileDelivery", "SendReport", "collect_trace_files", "send", "send_files"]
 
@@ -61,17 +60,6 @@ class SendReport:
     def complete(self) -> bool:
         """Every span of every file delivered, no file malformed."""
         return all(file.complete for file in self.files)
-
-
-@dataclass(frozen=True)
-class _Line:
-    number: int
-    text: str
-    spans: list[ReadableSpan]
-
-
-class _Malformed(Exception):
-    pass
 
 
 def collect_trace_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -129,8 +117,8 @@ def _deliver(
     path: Path, exporter: SpanExporter, logs: ExporterLogs, *, spool_file: bool
 ) -> tuple[FileDelivery, Failure | None]:
     try:
-        lines = _read(path)
-    except _Malformed as error:
+        lines = read_trace_lines(path)
+    except TraceFileError as error:
         return FileDelivery(path, spans=0, problem=str(error), malformed=True), None
     total = sum(len(line.spans) for line in lines)
     delivered = 0
@@ -168,34 +156,6 @@ def _export(spans: list[ReadableSpan], exporter: SpanExporter, logs: ExporterLog
         except Exception as error:  # report it like any failed delivery, with the file kept
             return describe_failure(records, error)
     return None if result is SpanExportResult.SUCCESS else describe_failure(records)
-
-
-def _read(path: Path) -> list[_Line]:
-    """Every non-blank line of ``path`` decoded; raises `_Malformed` naming file and line otherwise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise _Malformed(f"{path}: not a trace file (not UTF-8 text: {error.reason})") from None
-    except OSError as error:
-        raise _Malformed(f"{path}: cannot be read ({error.strerror or error})") from None
-    lines: list[_Line] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if raw.strip():
-            lines.append(_Line(number, raw, _decode(raw, path, number)))
-    return lines
-
-
-def _decode(raw: str, path: Path, number: int) -> list[ReadableSpan]:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise _Malformed(f"{path}:{number}: not JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(data, dict) or "resourceSpans" not in data:
-        raise _Malformed(f"{path}:{number}: not an OTLP ExportTraceServiceRequest (no 'resourceSpans')")
-    try:
-        return spans_from_request(data)
-    except (TypeError, ValueError, AttributeError, KeyError) as error:
-        raise _Malformed(f"{path}:{number}: malformed OTLP JSON: {error}") from None
 
 
 def send(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,14 @@ from opentelemetry.util.types import AnyValue as SdkValue
 
 from yolospan.errors import UserError
 
-__all__ = ["TraceFileError", "TraceFileExporter", "read_trace_file", "spans_from_request"]
+__all__ = [
+    "TraceFileError",
+    "TraceFileExporter",
+    "TraceLine",
+    "read_trace_file",
+    "read_trace_lines",
+    "spans_from_request",
+]
 
 _KINDS = {
     0: SpanKind.INTERNAL,  # SPAN_KIND_UNSPECIFIED: the SDK has no such kind; INTERNAL is its default
@@ -83,22 +91,37 @@ def read_trace_file(path: str | os.PathLike[str]) -> list[ReadableSpan]:
     Raises `TraceFileError` naming the file and line when the file is missing, is not UTF-8,
     a line is not JSON, or a line is not an OTLP ``ExportTraceServiceRequest``.
     """
-    return [span for _, spans in _read_lines(Path(path)) for span in spans]
+    return [span for line in read_trace_lines(path) for span in line.spans]
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, list[ReadableSpan]]]:
+@dataclass(frozen=True)
+class TraceLine:
+    """One request of a trace file: its line number, its text as written, and its spans."""
+
+    number: int
+    text: str
+    spans: list[ReadableSpan]
+
+
+def read_trace_lines(path: str | os.PathLike[str]) -> list[TraceLine]:
+    """Every non-blank line decoded, keeping its text (delivery rewrites what it could not send).
+
+    Raises `TraceFileError` like `read_trace_file`.
+    """
+    source = Path(path)
     try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                yield number, _decode_line(line, path, number)
+        text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TraceFileError(f"trace file {path} does not exist") from None
+        raise TraceFileError(f"trace file {source} does not exist") from None
     except UnicodeDecodeError as error:
-        raise TraceFileError(f"{path}: not a trace file (not UTF-8 text: {error.reason})") from None
+        raise TraceFileError(f"{source}: not a trace file (not UTF-8 text: {error.reason})") from None
     except OSError as error:
-        raise TraceFileError(f"cannot read trace file {path}: {error.strerror or error}") from None
+        raise TraceFileError(f"cannot read trace file {source}: {error.strerror or error}") from None
+    return [
+        TraceLine(number, line, _decode_line(line, source, number))
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
 
 
 def _decode_line(line: str, path: Path, number: int) -> list[ReadableSpan]:
@@ -110,7 +133,7 @@ def _decode_line(line: str, path: Path, number: int) -> list[ReadableSpan]:
         raise TraceFileError(f"{path}:{number}: not an OTLP ExportTraceServiceRequest (no 'resourceSpans')")
     try:
         return spans_from_request(data)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, AttributeError, KeyError) as error:
         raise TraceFileError(f"{path}:{number}: malformed OTLP JSON: {error}") from None
 
 
