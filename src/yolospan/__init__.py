@@ -6,9 +6,9 @@ plugin in every run) costs nothing until torch or the model code is actually nee
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from yolospan._lazy import lazy_exports
 from yolospan._version import __version__
 
 if TYPE_CHECKING:
@@ -84,15 +84,4 @@ __all__ = [
     "use_tracer_provider",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -7,8 +7,9 @@ fixture of `yolospan.testing.pytest_plugin` hands a fresh recorder to every test
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from yolospan._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from yolospan.testing._expect import Expectation, ExpectationError, Outcome, parse_expectation
@@ -19,16 +20,16 @@ if TYPE_CHECKING:
 # Loaded on first use: pytest imports this package for the plugin in every run of every project
 # that has yolospan installed, and the recorder pulls in torch through the tracing core.
 _LAZY = {
-    "Expectation": "_expect",
-    "ExpectationError": "_expect",
-    "Outcome": "_expect",
-    "parse_expectation": "_expect",
-    "Selector": "_query",
-    "shorthands": "_query",
-    "SpanRecorder": "_recorder",
-    "RecordedSpan": "_spans",
-    "SpanAssertionError": "_spans",
-    "SpanList": "_spans",
+    "Expectation": "yolospan.testing._expect",
+    "ExpectationError": "yolospan.testing._expect",
+    "Outcome": "yolospan.testing._expect",
+    "parse_expectation": "yolospan.testing._expect",
+    "Selector": "yolospan.testing._query",
+    "shorthands": "yolospan.testing._query",
+    "SpanRecorder": "yolospan.testing._recorder",
+    "RecordedSpan": "yolospan.testing._spans",
+    "SpanAssertionError": "yolospan.testing._spans",
+    "SpanList": "yolospan.testing._spans",
 }
 
 __all__ = [
@@ -44,15 +45,4 @@ __all__ = [
     "shorthands",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
