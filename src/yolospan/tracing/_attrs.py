@@ -101,9 +101,3 @@ def add_output_attributes(attrs: Attributes, output: Any) -> None:
         attrs[A.OUTPUT_DTYPE] = dtype_name(tensors[0].dtype)
     for key, tensor in zip(_OUTPUT_SHAPE_KEYS, tensors, strict=False):  # capped at MAX_INDEXED
         attrs[key] = list(tensor.shape)
-
-
-def output_attributes(output: Any) -> Attributes:
-    attrs: Attributes = {}
-    add_output_attributes(attrs, output)
-    return attrs
