@@ -10,7 +10,9 @@ yolospan's own cost from any backend.
 Wall-clock ratios on a shared 2-core machine wander by several percent from round to round, so
 the script also reports the time spent inside yolospan's hooks (span start and end, attributes,
 the SDK's work for them) per forward, measured in the same run, and that time over the untraced
-median: the overhead without the noise of the convolutions around it.
+median: the overhead without the noise of the convolutions around it. Last, it times the
+OpenTelemetry SDK alone making the same spans with the same attributes back to back (the "SDK
+floor"): no tracer that emits these spans through the SDK on the forward's thread can cost less.
 
     python bench/trace_overhead.py [--rounds 40] [--model yolov5s] [--imgsz 640]
 """
@@ -25,8 +27,15 @@ import time
 from collections.abc import Sequence
 
 import torch
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from torch import nn
 
 import yolospan
@@ -83,6 +92,46 @@ class HookClock:
         self.seconds[self.variant] = self.seconds.get(self.variant, 0.0) + seconds
 
 
+def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float, int]:
+    """Seconds the OpenTelemetry SDK alone needs for one ``layers=True`` forward's spans, and their count.
+
+    The same names, attributes, parents and timestamps as yolospan emits, made back to back
+    in a tight loop with no model and no hook around them: a lower bound for any tracer that
+    creates these spans through the SDK on the forward's thread.
+    """
+    recorder = InMemorySpanExporter()
+    recording = TracerProvider()
+    recording.add_span_processor(SimpleSpanProcessor(recorder))
+    with yolospan.instrument(model, layers=True, tracer_provider=recording):
+        model(x)
+        recorder.clear()
+        model(x)  # the steady state: FLOPs and attributes come from the cache
+    finished = recorder.get_finished_spans()
+    root = next(s for s in finished if s.parent is None)
+    layers = [s for s in finished if s is not root]
+
+    def plain(span: ReadableSpan) -> dict[str, object]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in (span.attributes or {}).items()}
+
+    root_attrs = plain(root)
+    layer_spans = [(s.name, plain(s), s.start_time, s.end_time) for s in layers]
+    provider = TracerProvider()  # configured as the timed forwards' provider, counted apart
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    tracer = provider.get_tracer("sdk-floor")
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        forward = tracer.start_span(root.name, attributes=root_attrs)  # type: ignore[arg-type]
+        context = trace.set_span_in_context(forward)
+        for name, attrs, start_ns, end_ns in layer_spans:
+            layer = tracer.start_span(name, context=context, attributes=attrs, start_time=start_ns)  # type: ignore[arg-type]
+            layer.end(end_time=end_ns)
+        forward.end()
+        times.append(time.perf_counter() - start)
+    provider.shutdown()
+    return statistics.median(times), len(finished)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -116,6 +165,7 @@ def main() -> None:
                 start = time.perf_counter()
                 model(x)
                 samples[variant].append(time.perf_counter() - start)
+        floor, floor_spans = sdk_floor(copies[0], x)
     provider.shutdown()
 
     base_median = statistics.median(samples["untraced"])
@@ -134,6 +184,11 @@ def main() -> None:
             f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios} {hooks * 1e3:>12.3f} "
             f"{1 + hooks / base_median:>17.4f}"
         )
+    print(
+        f"SDK floor: the same {floor_spans} spans and attributes "
+        f"made back to back, no hooks: {floor * 1e3:.3f} ms per forward, 1 + floor/median = "
+        f"{1 + floor / base_median:.4f}"
+    )
 
 
 if __name__ == "__main__":

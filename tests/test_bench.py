@@ -1,0 +1,59 @@
+"""The benchmark scripts run end to end and print what the docs quote (no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+ROW = re.compile(r"^(?P<name>\S+(?: \S+)?)\s+(?P<numbers>(?:-?\d+\.\d+\s*)+)$")
+
+
+def run_bench(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def rows(output: str) -> dict[str, list[float]]:
+    found = {}
+    for line in output.splitlines():
+        match = ROW.match(line)
+        if match:
+            found[match["name"]] = [float(n) for n in match["numbers"].split()]
+    return found
+
+
+def test_trace_overhead_reports_every_variant_and_the_sdk_floor() -> None:
+    rounds = 4
+    out = run_bench("trace_overhead.py", "--rounds", str(rounds), "--model", "yolov5n", "--imgsz", "64")
+    spans_per_layered_forward = 26  # the forward and yolov5n's 25 layers
+    # Each round runs every variant once: a warm-up and a timed forward each.
+    expected_spans = rounds * 2 * (1 + spans_per_layered_forward)
+    assert f"{expected_spans} spans" in out.splitlines()[0]
+    table = rows(out)
+    assert list(table) == ["untraced", "model-level", "layers=True", "removed"]
+    hooks_ms = {name: values[4] for name, values in table.items()}
+    assert hooks_ms["untraced"] == 0.0 and hooks_ms["removed"] == 0.0  # no yolospan code ran
+    assert hooks_ms["model-level"] > 0.0 and hooks_ms["layers=True"] > 0.0
+    assert f"the same {spans_per_layered_forward} spans and attributes" in out.splitlines()[-1]
+
+
+def test_train_overhead_reports_every_variant_and_the_fixed_cost() -> None:
+    out = run_bench(
+        "train_overhead.py",
+        *("--rounds", "2", "--warmup", "1", "--imgsz", "64", "--batch", "2", "--threads", "1"),
+    )
+    table = rows(out)
+    assert list(table)[:4] == ["untraced", "untraced 2", "every step", "every 100th"]
+    fixed = re.findall(r"^(every step|every 100th)\s+(\d+\.\d) us\s+ratio (\d+\.\d+)$", out, re.M)
+    assert [name for name, _, _ in fixed] == ["every step", "every 100th"]
+    assert all(float(ratio) >= 1.0 for _, _, ratio in fixed)  # (step + cost) / step
