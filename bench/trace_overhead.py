@@ -25,6 +25,7 @@ import gc
 import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from opentelemetry import trace
@@ -110,7 +111,7 @@ def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float
     root = next(s for s in finished if s.parent is None)
     layers = [s for s in finished if s is not root]
 
-    def plain(span: ReadableSpan) -> dict[str, object]:
+    def plain(span: ReadableSpan) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in (span.attributes or {}).items()}
 
     root_attrs = plain(root)
@@ -121,10 +122,10 @@ def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        forward = tracer.start_span(root.name, attributes=root_attrs)  # type: ignore[arg-type]
+        forward = tracer.start_span(root.name, attributes=root_attrs)
         context = trace.set_span_in_context(forward)
         for name, attrs, start_ns, end_ns in layer_spans:
-            layer = tracer.start_span(name, context=context, attributes=attrs, start_time=start_ns)  # type: ignore[arg-type]
+            layer = tracer.start_span(name, context=context, attributes=attrs, start_time=start_ns)
             layer.end(end_time=end_ns)
         forward.end()
         times.append(time.perf_counter() - start)
@@ -165,6 +166,9 @@ def main() -> None:
                 start = time.perf_counter()
                 model(x)
                 samples[variant].append(time.perf_counter() - start)
+        for handle in handles:
+            if handle is not None:
+                handle.remove()
         floor, floor_spans = sdk_floor(copies[0], x)
     provider.shutdown()
 

@@ -33,7 +33,7 @@ def rows(output: str) -> dict[str, list[float]]:
 
 
 def test_trace_overhead_reports_every_variant_and_the_sdk_floor() -> None:
-    rounds = 4
+    rounds = 3  # not a multiple of 4: some copies end instrumented, the floor must cope
     out = run_bench("trace_overhead.py", "--rounds", str(rounds), "--model", "yolov5n", "--imgsz", "64")
     spans_per_layered_forward = 26  # the forward and yolov5n's 25 layers
     # Each round runs every variant once: a warm-up and a timed forward each.
