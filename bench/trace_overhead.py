@@ -54,6 +54,14 @@ class DropExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+def dropping_provider() -> tuple[TracerProvider, DropExporter]:
+    """The benchmark's pipeline: a BatchSpanProcessor feeding an exporter that only counts."""
+    exporter = DropExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider, exporter
+
+
 def switch(model: nn.Module, handle: yolospan.Instrumentation | None, variant: str, provider: TracerProvider):
     """Put ``model`` in ``variant``'s state; returns the live handle, if any."""
     if handle is not None:
@@ -116,8 +124,7 @@ def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float
 
     root_attrs = plain(root)
     layer_spans = [(s.name, plain(s), s.start_time, s.end_time) for s in layers]
-    provider = TracerProvider()  # configured as the timed forwards' provider, counted apart
-    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    provider, _ = dropping_provider()  # as the timed forwards', counted apart from them
     tracer = provider.get_tracer("sdk-floor")
     times = []
     for _ in range(reps):
@@ -142,9 +149,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     args = parser.parse_args()
 
-    exporter = DropExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider, exporter = dropping_provider()
     base = yolospan.build_model(args.model).eval()
     copies = [copy.deepcopy(base) for _ in VARIANTS]
     handles: list[yolospan.Instrumentation | None] = [None] * len(copies)
