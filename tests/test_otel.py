@@ -12,17 +12,10 @@ from torch import nn
 
 import yolospan
 from otlp_receiver import free_port
+from yolospan.delivery.otlp import DEFAULT_PROTOCOL, otlp_endpoint, otlp_exporter, resolve_protocol
 from yolospan.errors import UserError
 from yolospan.export.tracefile import read_trace_file
-from yolospan.otel import (
-    DEFAULT_PROTOCOL,
-    otlp_endpoint,
-    otlp_exporter,
-    parse_exporters,
-    resolve_protocol,
-    service_resource,
-    setup_tracing,
-)
+from yolospan.otel import parse_exporters, service_resource, setup_tracing
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
 

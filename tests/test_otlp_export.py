@@ -13,8 +13,9 @@ from torch import nn
 import yolospan
 from otlp_receiver import OtlpReceiver, to_python
 from yolospan import attributes as A
+from yolospan.delivery.otlp import otlp_exporter
 from yolospan.export.tracefile import TraceFileExporter, read_trace_file
-from yolospan.otel import otlp_exporter, setup_tracing
+from yolospan.otel import setup_tracing
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
 

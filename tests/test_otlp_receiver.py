@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from yolospan.otel import otlp_exporter
+from yolospan.delivery.otlp import otlp_exporter
 
 pytestmark = pytest.mark.usefixtures("clean_otel_env")
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from importlib import resources
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch
 from yolospan.cli import main
 from yolospan.export.tracefile import read_trace_file
 from yolospan.testing import SpanList
+from yolospan.yolo.configs import config_dir
 
 
 def run_cli(capsys, *argv):
@@ -52,7 +52,7 @@ def test_out_replaces_an_existing_file(capsys, tmp_path, clean_otel_env):
 
 
 def test_layers_and_amp_on_with_a_custom_config(capsys, tmp_path, clean_otel_env):
-    shipped = resources.files("yolospan").joinpath("models", "yolov5n.yaml").read_text()
+    shipped = (config_dir() / "yolov5n.yaml").read_text()
     cfg = tmp_path / "my-model.yaml"
     cfg.write_text(shipped)
     out_file = tmp_path / "t.jsonl"

@@ -9,10 +9,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otlp_receiver import to_python
 from yolospan.delivery import send, send_files
+from yolospan.delivery.otlp import otlp_exporter
 from yolospan.delivery.spool import LINE_SPANS, trace_files, write_spool_file
 from yolospan.errors import UserError
 from yolospan.export.tracefile import TraceFileExporter, read_trace_file
-from yolospan.otel import otlp_exporter
 
 
 def _spans(count: int, name: str = "step"):

@@ -1,8 +1,10 @@
 """Finding and reading a model config: a shipped name (``yolov5s``) or the path of a user's YAML file.
 
-The shipped configs are package data (``yolospan/models/*.yaml``), read through
-`importlib.resources` so they work from a wheel as from a checkout. YAML is parsed with
-``safe_load`` only: tags that would construct Python objects are a parse error.
+The shipped configs live in the repository's top-level ``models/`` folder, where YOLOv5 users look
+for them; a wheel carries them inside the package as ``yolospan/_configs/`` (never as a top-level
+``models`` module, which would clash with upstream's). `config_dir` is the one place that knows
+both. YAML is parsed with ``safe_load`` only: tags that would construct Python objects are a
+parse error.
 """
 
 from __future__ import annotations
@@ -10,18 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from yolospan.yolo.errors import ConfigError
 
-if TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
-
-__all__ = ["RawConfig", "read_config", "shipped_configs"]
+__all__ = ["RawConfig", "config_dir", "read_config", "shipped_configs"]
 
 _MAX_BYTES = 1 << 20  # far above any real config; keeps a wrong file from being parsed at length
 _SUFFIXES = (".yaml", ".yml")
@@ -36,8 +33,19 @@ class RawConfig:
     data: object
 
 
-def _models_dir() -> Traversable:
-    return resources.files("yolospan").joinpath("models")
+_PACKAGE: Path = Path(__file__).resolve().parent.parent
+
+
+@cache
+def config_dir() -> Path:
+    """The folder of the shipped configs: inside an installed wheel, else the checkout's ``models/``."""
+    for candidate in (_PACKAGE / "_configs", _PACKAGE.parent / "models"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(
+        f"the shipped model configs are missing: neither {_PACKAGE / '_configs'} nor "
+        f"{_PACKAGE.parent / 'models'} exists; reinstall yolospan"
+    )
 
 
 @cache
@@ -45,7 +53,7 @@ def shipped_configs() -> tuple[str, ...]:
     """Names of the configs that ship with yolospan, e.g. ``('yolov5l', 'yolov5m', ...)``."""
     return tuple(
         sorted(
-            entry.name[: -len(".yaml")] for entry in _models_dir().iterdir() if entry.name.endswith(".yaml")
+            entry.name[: -len(".yaml")] for entry in config_dir().iterdir() if entry.name.endswith(".yaml")
         )
     )
 
@@ -58,7 +66,7 @@ def read_config(cfg: str | os.PathLike[str]) -> RawConfig:
         return _parse(path.stem, text, _read_file(path, text))
     stem = text[: -len(".yaml")] if text.endswith(".yaml") else text
     if not any(sep in text for sep in ("/", os.sep)) and stem in shipped_configs():
-        data = _models_dir().joinpath(f"{stem}.yaml").read_bytes()
+        data = (config_dir() / f"{stem}.yaml").read_bytes()
         return _parse(stem, f"{stem}.yaml", data)
     if path.exists():
         raise ConfigError(f"{text}: not a file; give the path of a YAML model config")

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from yolospan.delivery._exporter_logs import ExporterLogs, Failure, describe_failure
+from yolospan.delivery.otlp import otlp_endpoint, otlp_exporter
 from yolospan.delivery.spool import in_spool, replace_lines, spool_dir, trace_files
 from yolospan.errors import UserError
 from yolospan.export.tracefile import TraceFileError, read_trace_lines
@@ -170,9 +171,6 @@ def send(
     variables; headers, TLS, timeout and compression come from ``OTEL_EXPORTER_OTLP_*``. Bad paths
     or settings raise `UserError` before anything is sent.
     """
-    # Imported here: yolospan.otel builds on this package (the spooling exporter).
-    from yolospan.otel import otlp_endpoint, otlp_exporter
-
     files = collect_trace_files(paths)
     where = otlp_endpoint(protocol, endpoint=endpoint)
     return send_files(files, otlp_exporter(protocol, endpoint=endpoint), endpoint=where)

@@ -17,7 +17,7 @@ _INTRO = """# Span contract
 
 Every span name and attribute key yolospan emits. Users search Jaeger and write test
 assertions with these strings, so they change only with a new major version. This page is
-generated from `src/yolospan/attributes.py`; do not edit it by hand.
+generated from `yolospan/attributes.py`; do not edit it by hand.
 
 Attribute values are OpenTelemetry primitives or homogeneous arrays: shapes are int arrays.
 Outputs are flattened depth-first: Detect's eval output `(pred, [p3, p4, p5])` becomes

@@ -31,7 +31,7 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from yolospan.otel import PROTOCOLS
+    from yolospan.delivery.otlp import PROTOCOLS
 
     parser = sub.add_parser(
         "send",

@@ -46,10 +46,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.environment_variables import (
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     OTEL_BSP_MAX_QUEUE_SIZE,
-    OTEL_EXPORTER_OTLP_ENDPOINT,
-    OTEL_EXPORTER_OTLP_PROTOCOL,
-    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
     OTEL_SDK_DISABLED,
 )
 from opentelemetry.sdk.metrics import MeterProvider
@@ -64,7 +60,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from yolospan.delivery._exporter_logs import ExporterLogs, describe_failure, redact_url
+from yolospan.delivery._exporter_logs import ExporterLogs, describe_failure
+from yolospan.delivery.otlp import otlp_endpoint, otlp_exporter, otlp_metric_exporter, resolve_protocol
 from yolospan.delivery.spool import spool_dir as configured_spool_dir
 from yolospan.delivery.spooling import DeliveryOutcome, SpoolingExporter
 from yolospan.errors import UserError
@@ -73,18 +70,12 @@ from yolospan.export.tracefile import TraceFileExporter
 from yolospan.tracing import use_tracer_provider
 
 __all__ = [
-    "DEFAULT_PROTOCOL",
     "DEFAULT_SERVICE_NAME",
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "EXPORTERS",
-    "PROTOCOLS",
     "Telemetry",
     "metrics_path",
-    "otlp_endpoint",
-    "otlp_exporter",
-    "otlp_metric_exporter",
     "parse_exporters",
-    "resolve_protocol",
     "sdk_disabled",
     "service_resource",
     "setup_tracing",
@@ -95,22 +86,13 @@ _log = logging.getLogger(__name__)
 EXPORTERS: Final = ("console", "file", "otlp")
 """Exporter names accepted by `setup_tracing` (and the CLI's ``--exporter``)."""
 
-PROTOCOLS: Final = ("grpc", "http/protobuf")
-"""OTLP transports the installed exporters implement."""
-
-DEFAULT_PROTOCOL: Final = "http/protobuf"
-"""The OTLP exporter spec's default transport; also the one that crosses HTTP proxies."""
-
 DEFAULT_SERVICE_NAME: Final = "yolospan"
 """``service.name`` when neither ``OTEL_SERVICE_NAME`` nor ``OTEL_RESOURCE_ATTRIBUTES`` names one."""
 
 DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 5.0
 """How long `Telemetry.shutdown` waits for queued spans to be exported before giving up on them."""
 
-_HTTP_TRACES_PATH = "v1/traces"
-_HTTP_METRICS_PATH = "v1/metrics"
 _METRICS_SUFFIX = ".metrics.jsonl"
-_DEFAULT_ENDPOINTS: Final = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
 # The batch processor's defaults (OpenTelemetry SDK spec); read here so the spool knows them too.
 _DEFAULT_QUEUE_SIZE = 2048
 _DEFAULT_BATCH_SIZE = 512
@@ -131,91 +113,11 @@ def _check_exporters(names: Sequence[str]) -> None:
         raise UserError(f"unknown exporter {unknown[0]!r}; choose from {', '.join(EXPORTERS)}")
 
 
-def resolve_protocol(explicit: str | None = None) -> str:
-    """The OTLP protocol: ``explicit``, else the traces variable, else the generic one, else the default."""
-    source = "the protocol argument"
-    value = explicit
-    for variable in (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL):
-        if value:
-            break
-        value, source = os.environ.get(variable), variable
-    if not value:
-        return DEFAULT_PROTOCOL
-    normalized = value.strip().lower()
-    if normalized not in PROTOCOLS:
-        raise UserError(f"unsupported OTLP protocol {value!r} (from {source}); use {' or '.join(PROTOCOLS)}")
-    return normalized
-
-
-def otlp_exporter(protocol: str | None = None, *, endpoint: str | None = None) -> SpanExporter:
-    """The official OTLP span exporter for ``protocol`` (see `resolve_protocol`), configured from the env.
-
-    ``endpoint`` overrides ``OTEL_EXPORTER_OTLP_ENDPOINT`` with the same meaning: a base URL such as
-    ``http://127.0.0.1:4318`` (``/v1/traces`` is appended for HTTP) or ``http://127.0.0.1:4317``.
-    Invalid exporter settings in the environment raise `UserError`.
-    """
-    chosen = resolve_protocol(protocol)
-    try:
-        if chosen == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.exporter import InvalidCompressionValueException
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcSpanExporter,
-            )
-
-            try:
-                return GrpcSpanExporter(endpoint=endpoint)
-            except InvalidCompressionValueException as error:
-                raise ValueError(str(error)) from error
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-
-        url = f"{endpoint.rstrip('/')}/{_HTTP_TRACES_PATH}" if endpoint else None
-        return HttpSpanExporter(endpoint=url)
-    except (ValueError, RuntimeError, OSError) as error:
-        raise UserError(f"invalid OTLP exporter settings ({chosen}): {error}") from error
-
-
-def otlp_metric_exporter(protocol: str | None = None, *, endpoint: str | None = None) -> MetricExporter:
-    """The official OTLP metric exporter, as `otlp_exporter` (``/v1/metrics`` is appended for HTTP)."""
-    chosen = resolve_protocol(protocol)
-    try:
-        if chosen == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as GrpcMetricExporter,
-            )
-
-            return GrpcMetricExporter(endpoint=endpoint)
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpMetricExporter,
-        )
-
-        url = f"{endpoint.rstrip('/')}/{_HTTP_METRICS_PATH}" if endpoint else None
-        return HttpMetricExporter(endpoint=url)
-    except (ValueError, RuntimeError, OSError) as error:
-        raise UserError(f"invalid OTLP metric exporter settings ({chosen}): {error}") from error
-
-
 def metrics_path(out: str | os.PathLike[str]) -> Path:
     """Where metrics go next to trace file ``out``: ``run.jsonl`` → ``run.metrics.jsonl``."""
     path = Path(out)
     stem = path.name.removesuffix(".jsonl")
     return path.with_name(stem + _METRICS_SUFFIX)
-
-
-def otlp_endpoint(protocol: str | None = None, *, endpoint: str | None = None) -> str:
-    """Where `otlp_exporter` with the same arguments sends traces, safe to print (no user info, query).
-
-    The resolution the official exporters apply: ``endpoint``, else
-    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as is, else ``OTEL_EXPORTER_OTLP_ENDPOINT``, else
-    localhost; HTTP appends ``/v1/traces`` to a base URL.
-    """
-    chosen = resolve_protocol(protocol)
-    signal = None if endpoint else os.environ.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
-    if signal:
-        return redact_url(signal)
-    base = endpoint or os.environ.get(OTEL_EXPORTER_OTLP_ENDPOINT) or _DEFAULT_ENDPOINTS[chosen]
-    if chosen == "grpc":
-        return redact_url(base)
-    return redact_url(f"{base.rstrip('/')}/{_HTTP_TRACES_PATH}")
 
 
 def service_resource() -> Resource:
