@@ -38,7 +38,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from yolospan.errors import UserError
 from yolospan.testing._query import (
@@ -55,9 +55,7 @@ from yolospan.testing._query import (
     matcher_for,
     suggestions,
 )
-
-if TYPE_CHECKING:
-    from yolospan.testing._spans import SpanList
+from yolospan.testing._views import ScopeView
 
 __all__ = ["COMPARISONS", "Expectation", "ExpectationError", "Outcome", "parse_expectation"]
 
@@ -96,7 +94,7 @@ class Expectation:
     def describe(self) -> str:
         return f"{self.selector.describe()} {self.op} {self.count}"
 
-    def evaluate(self, spans: SpanList) -> Outcome:
+    def evaluate(self, spans: ScopeView) -> Outcome:
         matches = spans.select(self.selector)
         return Outcome(self, matches, COMPARISONS[self.op](len(matches), self.count))
 
@@ -104,7 +102,7 @@ class Expectation:
 @dataclass(frozen=True)
 class Outcome:
     expectation: Expectation
-    matches: SpanList
+    matches: ScopeView
     holds: bool
 
     @property

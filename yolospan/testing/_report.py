@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from yolospan import attributes as A
+from yolospan.testing._expect import Outcome
 from yolospan.testing._query import format_value, nearest
-
-if TYPE_CHECKING:
-    from yolospan.testing._expect import Outcome
-    from yolospan.testing._spans import RecordedSpan, SpanList
+from yolospan.testing._views import ScopeView, SpanView
 
 __all__ = ["describe", "expectation_failed", "expectations_failed", "names_failed", "render_tree"]
 
@@ -30,7 +28,7 @@ def _shape(value: object) -> str | None:
     return format_value(value) if isinstance(value, list) else None
 
 
-def describe(span: RecordedSpan) -> str:
+def describe(span: SpanView) -> str:
     """One line: name, phase, layer, input shape (dtype unless float32) → output shapes, autocast, errors."""
     attrs = span.attributes
     parts = [span.name]
@@ -57,7 +55,7 @@ def describe(span: RecordedSpan) -> str:
 
 
 def render_tree(
-    spans: Sequence[RecordedSpan], marks: Mapping[int, str] | None = None, max_lines: int = MAX_TREE_LINES
+    spans: Sequence[SpanView], marks: Mapping[int, str] | None = None, max_lines: int = MAX_TREE_LINES
 ) -> list[str]:
     """The recording as an indented tree; ``marks`` maps span indexes to a note at the line's end.
 
@@ -113,7 +111,7 @@ def _more(count: int) -> str:
 
 
 def _render(
-    span: RecordedSpan,
+    span: SpanView,
     lead: str,
     last: bool,
     depth: int,
@@ -138,14 +136,14 @@ def _render(
         _render(child, below, position == len(children) - 1, depth + 1, limit, marks, keep, out)
 
 
-def _summary(span: RecordedSpan) -> str:
+def _summary(span: SpanView) -> str:
     descendants = span.descendants()
     counts = Counter(s.name for s in descendants).most_common()
     shown = ", ".join(f"{name} ×{n}" for name, n in counts[:4]) + (", …" if len(counts) > 4 else "")
     return f"… {len(descendants)} spans: {shown}"
 
 
-def _tree_section(scope: SpanList, marks: Mapping[int, str]) -> list[str]:
+def _tree_section(scope: ScopeView, marks: Mapping[int, str]) -> list[str]:
     recording = scope.recording
     spans = recording.spans
     if not spans:
@@ -162,20 +160,20 @@ def _mark(marks: dict[int, str], index: int, label: str) -> None:
     marks[index] = f"{marks[index]}, {label}" if index in marks else label
 
 
-def _findings(outcome: Outcome, scope: SpanList, marks: dict[int, str], tag: str) -> list[str]:
+def _findings(outcome: Outcome, scope: ScopeView, marks: dict[int, str], tag: str) -> list[str]:
     expectation = outcome.expectation
     found = len(outcome.matches)
     lines = [f"expected {expectation.describe()}, found {found}"]
     if len(scope) != len(scope.recording.spans):
         lines[0] += f" (among {len(scope)} of {len(scope.recording.spans)} recorded spans)"
     if outcome.matches:
-        shown = outcome.matches[:_SHOWN_MATCHES]
+        shown = list(outcome.matches)[:_SHOWN_MATCHES]
         more = f" and {found - len(shown)} more" if found > len(shown) else ""
         lines.append("matches: " + ", ".join(f"#{s.index} {s.name}" for s in shown) + more)
         for span in outcome.matches:
             _mark(marks, span.index, f"match{tag}")
     if outcome.wants_more:
-        candidates = nearest(expectation.selector, scope)
+        candidates = nearest(expectation.selector, list(scope))
         if candidates:
             lines.append("nearest candidates:")
         for span, differences in candidates:
@@ -184,13 +182,13 @@ def _findings(outcome: Outcome, scope: SpanList, marks: dict[int, str], tag: str
     return lines
 
 
-def expectation_failed(outcome: Outcome, scope: SpanList) -> str:
+def expectation_failed(outcome: Outcome, scope: ScopeView) -> str:
     marks: dict[int, str] = {}
     lines = _findings(outcome, scope, marks, "")
     return "\n".join([*lines, "", *_tree_section(scope, marks)])
 
 
-def expectations_failed(outcomes: Sequence[Outcome], scope: SpanList) -> str:
+def expectations_failed(outcomes: Sequence[Outcome], scope: ScopeView) -> str:
     """Several failures share one tree; marks say which failure (by number) they belong to."""
     marks: dict[int, str] = {}
     lines = [f"{len(outcomes)} span expectation(s) failed:"] if len(outcomes) > 1 else []
@@ -203,7 +201,7 @@ def expectations_failed(outcomes: Sequence[Outcome], scope: SpanList) -> str:
     return "\n".join([*lines, "", *_tree_section(scope, marks)])
 
 
-def names_failed(spans: SpanList, expected: list[str]) -> str:
+def names_failed(spans: ScopeView, expected: list[str]) -> str:
     marks = {span.index: f"{position}" for position, span in enumerate(spans)}
     lines = [
         f"expected names {expected}",

@@ -264,7 +264,9 @@ class SpanList(_Queries, list[RecordedSpan]):
         outcome = Expectation(selector, op, count).evaluate(self)
         if not outcome.holds:
             raise SpanAssertionError(_report.expectation_failed(outcome, self))
-        return outcome.matches
+        matches = outcome.matches
+        assert isinstance(matches, SpanList)  # evaluate selects from self, a SpanList
+        return matches
 
     def __repr__(self) -> str:
         return f"SpanList({list.__repr__(self)})"
