@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -158,3 +159,10 @@ def test_the_console_script_runs_as_a_real_process(tmp_path):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_checkout_path_to_models_traces_as_upstream_users_type_it(capsys, monkeypatch, clean_otel_env):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the checkout's root, where models/ lives
+    code, out, _ = run_cli(capsys, "trace", "models/yolov5n.yaml", "--exporter", "console")
+    assert code == 0
+    assert "model.name=yolov5n" in out
