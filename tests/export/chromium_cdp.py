@@ -196,8 +196,9 @@ class Page:
     def click(self, selector: str) -> None:
         """A real mouse click (press and release) at the middle of the first element matching ``selector``."""
         box = self.evaluate(
-            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView();"
-            " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            ' e.scrollIntoView({block: "center"}); const r = e.getBoundingClientRect();'
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
             self._browser.send(

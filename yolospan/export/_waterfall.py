@@ -12,16 +12,18 @@ __all__ = ["SCRIPT", "STYLE"]
 
 STYLE = """
 *{box-sizing:border-box}
-body{margin:0;font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2430;background:#fff}
-header{padding:8px 12px;border-bottom:1px solid #d8dde6;background:#f6f8fa}
+html,body{height:100%}
+body{margin:0;font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2430;background:#fff;
+  display:flex;flex-direction:column;overflow:hidden}
+header{flex:none;padding:8px 12px;border-bottom:1px solid #d8dde6;background:#f6f8fa}
 h1{font-size:15px;margin:0 0 6px}
 .controls{display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 select{max-width:60vw}
 #legend span{display:inline-flex;align-items:center;gap:4px;margin-right:10px}
 #legend i{display:inline-block;width:12px;height:12px;border-radius:2px}
 #summary{margin:6px 0 0;font:12px/1.3 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap}
-main{display:flex;height:calc(100vh - 120px);min-height:300px}
-#waterfall{flex:1;overflow:auto;outline:none}
+main{display:flex;flex:1;min-height:0}
+#waterfall{flex:1;overflow:auto;outline:none;scroll-padding-top:22px}
 #panel{width:380px;flex:none;overflow:auto;border-left:1px solid #d8dde6;padding:8px 12px;background:#fbfcfd}
 #panel h2{font-size:14px;margin:0 0 4px;word-break:break-all}
 #panel h3{font-size:12px;margin:10px 0 2px;color:#57606a;text-transform:uppercase;letter-spacing:.04em}
@@ -44,7 +46,7 @@ main{display:flex;height:calc(100vh - 120px);min-height:300px}
 .dt{position:absolute;top:3px;font-size:11px;color:#57606a;white-space:nowrap}
 .ruler{position:sticky;top:0;z-index:1;background:#fff;cursor:default;border-bottom:1px solid #d8dde6}
 .ruler:hover{background:#fff}
-.tick{position:absolute;top:0;bottom:0;border-left:1px solid #c8ced8;padding-left:3px;
+.tick{position:absolute;top:0;bottom:0;pointer-events:none;border-left:1px solid #c8ced8;padding-left:3px;
   font-size:11px;color:#57606a}
 """
 
