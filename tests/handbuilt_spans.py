@@ -7,12 +7,14 @@ Times are milliseconds from an arbitrary epoch offset; ids count up from 1.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from yolospan import attributes as A
+from yolospan.export.tracefile import TraceFileExporter
 
 EPOCH_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z: a realistic magnitude for times
 MS = 1_000_000
@@ -143,3 +145,12 @@ def model_init_trace(builder: SpanBuilder | None = None) -> SpanBuilder:
         attributes=call_attributes([1, 3, 64, 64], [1, 4, 85], phase="amp_check"),
     )
     return b
+
+
+def write_trace_file(path: Path, builder: SpanBuilder, *, per_line: int = 4) -> Path:
+    """The spans as a trace file, ``per_line`` spans per request line (as the batch exporter writes)."""
+    exporter = TraceFileExporter(path)
+    for at in range(0, len(builder.spans), per_line):
+        exporter.export(builder.spans[at : at + per_line])
+    exporter.shutdown()
+    return path

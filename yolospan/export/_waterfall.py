@@ -47,7 +47,9 @@ main{display:flex;flex:1;min-height:0}
 .ruler{position:sticky;top:0;z-index:1;background:#fff;cursor:default;border-bottom:1px solid #d8dde6}
 .ruler:hover{background:#fff}
 .tick{position:absolute;top:0;bottom:0;pointer-events:none;border-left:1px solid #c8ced8;padding-left:3px;
-  font-size:11px;color:#57606a}
+  font-size:11px;color:#57606a;white-space:nowrap}
+.tick.end{transform:translateX(-100%);border-left:none;border-right:1px solid #c8ced8;padding:0 3px 0 0}
+.ruler .name{padding-left:4px}
 """
 
 SCRIPT = r"""
@@ -85,7 +87,8 @@ SCRIPT = r"""
     legend.innerHTML = lh;
     var h = ['<div class="row ruler"><div class="name">' + esc(trace.name) + '</div><div class="track">'];
     for (var t = 0; t < trace.ticks.length; t++) {
-      h.push('<span class="tick" style="left:' + trace.ticks[t][0] + '%">' +
+      var end = trace.ticks[t][0] > 90 ? " end" : "";  // a label near the right edge goes left of its mark
+      h.push('<span class="tick' + end + '" style="left:' + trace.ticks[t][0] + '%">' +
         esc(trace.ticks[t][1]) + "</span>");
     }
     h.push("</div></div>");

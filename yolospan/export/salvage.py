@@ -134,7 +134,11 @@ def _read_spans_one_by_one(request: Mapping[str, Any], where: str, result: Salva
                     try:
                         result.spans.extend(spans_from_request(single))
                     except _DECODE_ERRORS as error:
-                        result.bad_spans.append(f"{where}: {error}")
+                        text = str(error)
+                        if not text.startswith("span "):  # the decoder names the span in some messages
+                            name = span.get("name") if isinstance(span, dict) else None
+                            text = f"span {name!r}: {text}"
+                        result.bad_spans.append(f"{where}: {text}")
     except (TypeError, AttributeError, KeyError) as error:
         result.lines_read -= 1
         result.bad_lines.append(f"{where}: malformed OTLP JSON ({error})")
