@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -214,3 +216,22 @@ def test_spans_of_a_single_span_trace(capsys, tmp_path):
     path = write_trace_file(tmp_path / "one.jsonl", b)
     _, out, _ = run_cli(capsys, "show", path)
     assert out.splitlines() == ["load  2.5 ms", "trace 0af7651916cd43dd8448eb211c80319c: 1 span, 2.5 ms"]
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    b = SpanBuilder()
+    root = b.add("run", 0, 5000)
+    for step in range(2000):  # far more output than a pipe buffers
+        b.add("train_step", step, step + 1, parent=root, attributes={A.STEP: step})
+    path = write_trace_file(tmp_path / "long.jsonl", b, per_line=512)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "yolospan", "show", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().decode() == "┌ run\n"
+    process.stdout.close()  # like `| head -1`
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0
+    assert err == ""

@@ -6,7 +6,7 @@ an unresolvable host map and a dead proxy), opens pages, evaluates script, click
 screenshots, and records every request a page makes.
 
 Also a script for the docs' screenshots:
-    python tests/export/chromium_cdp.py PAGE.html OUT.png [--click TEXT] [--width W --height H]
+    python tests/export/chromium_cdp.py PAGE.html OUT.png [--eval JS] [--click SELECTOR] [--colors N]
 """
 
 from __future__ import annotations
@@ -241,20 +241,33 @@ def _main() -> None:
     parser = argparse.ArgumentParser(description="Screenshot an HTML file in headless Chromium, offline.")
     parser.add_argument("page", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--click", metavar="SELECTOR", help="click this element first (CSS selector)")
+    parser.add_argument("--eval", metavar="JS", help="run this script in the page first")
+    parser.add_argument("--click", metavar="SELECTOR", help="then click this element (CSS selector)")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=800)
+    parser.add_argument("--colors", type=int, metavar="N", help="reduce to N colours (a smaller PNG)")
     args = parser.parse_args()
     executable = find_chromium()
     if executable is None:
         raise SystemExit("no Chromium found (apt-get install chromium)")
     with Browser(executable) as browser:
         page = browser.open(args.page, width=args.width, height=args.height)
+        if args.eval:
+            page.evaluate(args.eval)
         if args.click:
             page.click(args.click)
         page.screenshot(args.out)
-        if page.problems():
-            raise SystemExit(f"page problems: {page.problems()}")
+        if page.problems() or page.requests() != [page.url]:
+            raise SystemExit(f"page problems: {page.problems()}, requests: {page.requests()}")
+    if args.colors:
+        from PIL import Image
+
+        with Image.open(args.out) as image:
+            # Octree without dithering keeps the phase colours and text edges clean.
+            palette = image.convert("RGB").quantize(
+                colors=args.colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+            )
+            palette.save(args.out, optimize=True)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yolospan.cli._args import positive_int
 from yolospan.errors import UserError
+
+if TYPE_CHECKING:
+    from yolospan.export.spantree import Trace
 
 _DESCRIPTION = """\
 Print the span tree of OTLP JSON trace files (from 'yolospan trace --out', 'yolospan train
@@ -62,10 +67,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from yolospan.export.console import charset_for, use_color
     from yolospan.export.salvage import salvage
     from yolospan.export.spantree import build_traces, select_phase, select_traces
-    from yolospan.export.tree import render_summary, render_trace
 
     read = salvage(args.files)
     if not read.spans:
@@ -83,16 +86,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"no span of phase {args.phase!r} in {_names(args.files)}")
 
     if args.html is None and args.chrome is None:
-        charset, color = charset_for(sys.stdout), use_color(sys.stdout)
-        for number, trace in enumerate(traces):
-            if number:
-                print()
-            for line in render_trace(
-                trace, layers=args.layers, max_depth=args.max_depth, charset=charset, color=color
-            ):
-                print(line)
-            for line in render_summary(trace):
-                print(line)
+        _print_trees(traces, args)
         return 0
 
     spans = sum(len(trace.spans) for trace in traces)
@@ -108,6 +102,29 @@ def run(args: argparse.Namespace) -> int:
         _write(args.chrome, dump_trace_events(traces))
         print(f"wrote {args.chrome} ({what})")
     return 0
+
+
+def _print_trees(traces: list[Trace], args: argparse.Namespace) -> None:
+    from yolospan.export.console import charset_for, use_color
+    from yolospan.export.tree import render_summary, render_trace
+
+    charset, color = charset_for(sys.stdout), use_color(sys.stdout)
+    try:
+        for number, trace in enumerate(traces):
+            if number:
+                print()
+            for line in render_trace(
+                trace, layers=args.layers, max_depth=args.max_depth, charset=charset, color=color
+            ):
+                print(line)
+            for line in render_summary(trace):
+                print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `yolospan show big.jsonl | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _names(paths: list[Path]) -> str:

@@ -30,7 +30,7 @@ main{display:flex;flex:1;min-height:0}
 #panel table{border-collapse:collapse;width:100%;font:12px/1.35 ui-monospace,Menlo,Consolas,monospace}
 #panel td{padding:1px 4px;vertical-align:top;word-break:break-all}
 #panel td:first-child{color:#57606a;white-space:nowrap;word-break:normal}
-#panel .line{font:12px/1.35 ui-monospace,Menlo,Consolas,monospace;margin:2px 0 6px}
+#panel .line{font:12px/1.35 ui-monospace,Menlo,Consolas,monospace;margin:2px 0 6px;white-space:pre-wrap}
 .hint{color:#57606a}
 .row{display:flex;height:20px;align-items:center;cursor:pointer;border-bottom:1px solid #f0f2f5}
 .row:hover{background:#eef3fb}
@@ -48,7 +48,6 @@ main{display:flex;flex:1;min-height:0}
 .ruler:hover{background:#fff}
 .tick{position:absolute;top:0;bottom:0;pointer-events:none;border-left:1px solid #c8ced8;padding-left:3px;
   font-size:11px;color:#57606a;white-space:nowrap}
-.tick.end{transform:translateX(-100%);border-left:none;border-right:1px solid #c8ced8;padding:0 3px 0 0}
 .ruler .name{padding-left:4px}
 """
 
@@ -87,8 +86,7 @@ SCRIPT = r"""
     legend.innerHTML = lh;
     var h = ['<div class="row ruler"><div class="name">' + esc(trace.name) + '</div><div class="track">'];
     for (var t = 0; t < trace.ticks.length; t++) {
-      var end = trace.ticks[t][0] > 90 ? " end" : "";  // a label near the right edge goes left of its mark
-      h.push('<span class="tick' + end + '" style="left:' + trace.ticks[t][0] + '%">' +
+      h.push('<span class="tick" style="left:' + trace.ticks[t][0] + '%">' +
         esc(trace.ticks[t][1]) + "</span>");
     }
     h.push("</div></div>");
