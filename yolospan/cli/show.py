@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         default=[],
         metavar="ID",
-        help="only the trace whose id starts with ID (hex, repeatable)",
+        help="only the traces whose id starts with ID (hex, repeatable)",
     )
     parser.add_argument(
         "--phase", metavar="NAME", help="only the spans of this phase (with their parents), e.g. amp_check"

@@ -1,8 +1,9 @@
 """A live tree of the spans in the terminal: phases as they open, forwards and layers as they end.
 
 The line formats are pure functions over span attributes (`describe_call`, `describe_result`,
-`format_flops`, ...) so they can be tested without a provider; `ConsoleTreeProcessor` only decides
-when to print and how deep.
+`format_flops`, ...) so they can be tested without a provider, and so are the lines of the tree
+(`span_line`, `group_line`), which `yolospan show` also draws finished spans with
+(`yolospan.export.tree`); `ConsoleTreeProcessor` only decides when to print and how deep.
 
 A span becomes a group (``┌ name`` ... ``└ name  summary``) once something is printed inside it;
 a span with nothing visible inside is one line when it ends. Phase and other unit-of-work spans
