@@ -1,8 +1,9 @@
 """A live tree of the spans in the terminal: phases as they open, forwards and layers as they end.
 
 The line formats are pure functions over span attributes (`describe_call`, `describe_result`,
-`format_flops`, ...) so they can be tested without a provider; `ConsoleTreeProcessor` only decides
-when to print and how deep.
+`format_flops`, ...) so they can be tested without a provider, and so are the lines of the tree
+(`span_line`, `group_line`), which `yolospan show` also draws finished spans with
+(`yolospan.export.tree`); `ConsoleTreeProcessor` only decides when to print and how deep.
 
 A span becomes a group (``┌ name`` ... ``└ name  summary``) once something is printed inside it;
 a span with nothing visible inside is one line when it ends. Phase and other unit-of-work spans
@@ -31,13 +32,18 @@ __all__ = [
     "UNICODE",
     "Charset",
     "ConsoleTreeProcessor",
+    "charset_for",
     "describe_call",
     "describe_result",
     "format_duration",
     "format_flops",
     "format_shape",
     "format_value",
+    "group_line",
     "is_call_span",
+    "span_label",
+    "span_line",
+    "use_color",
 ]
 
 _log = logging.getLogger(__name__)
@@ -187,7 +193,8 @@ def describe_result(attrs: Attributes, omit: Collection[str] = ()) -> str:
     )
 
 
-def _label(span: ReadableSpan) -> str:
+def span_label(span: ReadableSpan) -> str:
+    """The span's name, with ``#index`` for a layer: ``Conv #3``."""
     attrs = span.attributes or {}
     index = attrs.get(A.LAYER_INDEX)
     return f"{span.name} #{index}" if isinstance(index, int) else span.name
@@ -197,6 +204,65 @@ def _error(span: ReadableSpan) -> str | None:
     if span.status.status_code is not StatusCode.ERROR:
         return None
     return f"ERROR {span.status.description}" if span.status.description else "ERROR"
+
+
+# --- lines of the tree (shared by the live processor and `yolospan show`) ---------------------------
+
+_BOLD, _DIM, _RED, _RESET = "\033[1m", "\033[2m", "\033[31m", "\033[0m"
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colours only on a terminal, and never when ``NO_COLOR`` is set (https://no-color.org)."""
+    return _isatty(stream) and not os.environ.get("NO_COLOR")
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def group_line(name: str, depth: int, charset: Charset = UNICODE, *, color: bool = False) -> str:
+    """The header that opens a span with something printed inside it: ``│ ┌ stride_probe``."""
+    return charset.guide * depth + charset.open + _paint(name, _BOLD, color)
+
+
+def span_line(
+    span: ReadableSpan,
+    *,
+    depth: int,
+    grouped: bool,
+    call: bool,
+    charset: Charset = UNICODE,
+    color: bool = False,
+) -> str:
+    """The line a finished span is printed as: its label, details, error and duration.
+
+    ``grouped``: the span's header was printed (it closes a group with ``└``); ``call``: the span
+    is a module call (a forward or a layer) and shows shapes and FLOPs rather than its attributes.
+    """
+    attrs = span.attributes or {}
+    call = call or is_call_span(attrs)
+    label = span_label(span)
+    if grouped:
+        head = charset.close + _paint(label, _BOLD, color)
+    elif call:
+        head = f"{label:<12}"  # aligns the shapes after short layer names
+    else:
+        head = label
+    parts = [charset.guide * depth + head]
+    # The run id is the same on every span of a run: shown once, on the trace's root.
+    details = (
+        describe_call(attrs, charset)
+        if call
+        else describe_result(attrs, omit=() if depth == 0 else (A.RUN_ID,))
+    )
+    if details:
+        parts.append(details)
+    error = _error(span)
+    if error is not None:
+        parts.append(_paint(error, _RED, color))
+    if span.start_time is not None and span.end_time is not None:
+        parts.append(_paint(format_duration(span.end_time - span.start_time), _DIM, color))
+    return "  ".join(parts)
 
 
 # --- the processor --------------------------------------------------------------------------------
@@ -215,9 +281,6 @@ class _Node:
         self.opened = False
 
 
-_BOLD, _DIM, _RED, _RESET = "\033[1m", "\033[2m", "\033[31m", "\033[0m"
-
-
 class ConsoleTreeProcessor(SpanProcessor):
     """Prints the span tree to ``stream`` while it is recorded (for the terminal, not for machines).
 
@@ -229,7 +292,7 @@ class ConsoleTreeProcessor(SpanProcessor):
         self._stream = stream
         self._layers = layers
         if color is None:
-            color = _isatty(stream) and not os.environ.get("NO_COLOR")
+            color = use_color(stream)
         self._color = color
         self._charset = charset_for(stream)
         self._nodes: dict[int, _Node] = {}
@@ -288,39 +351,17 @@ class ConsoleTreeProcessor(SpanProcessor):
             current = self._nodes.get(current.parent_id) if current.parent_id is not None else None
         for pending in reversed(chain):
             pending.opened = True
-            self._write(self._charset.guide * pending.depth + self._charset.open + self._bold(pending.label))
+            self._write(group_line(pending.label, pending.depth, self._charset, color=self._color))
 
     def _end_line(self, span: ReadableSpan, node: _Node) -> str:
-        attrs = span.attributes or {}
-        call = node.call or is_call_span(attrs)
-        label = _label(span)
-        if node.opened:
-            head = self._charset.close + self._bold(label)
-        elif call:
-            head = f"{label:<12}"  # aligns the shapes after short layer names
-        else:
-            head = label
-        parts = [self._charset.guide * node.depth + head]
-        # The run id is the same on every span of a run: shown once, on the trace's root.
-        details = (
-            describe_call(attrs, self._charset)
-            if call
-            else describe_result(attrs, omit=() if node.depth == 0 else (A.RUN_ID,))
+        return span_line(
+            span,
+            depth=node.depth,
+            grouped=node.opened,
+            call=node.call,
+            charset=self._charset,
+            color=self._color,
         )
-        if details:
-            parts.append(details)
-        error = _error(span)
-        if error is not None:
-            parts.append(self._paint(error, _RED))
-        if span.start_time is not None and span.end_time is not None:
-            parts.append(self._paint(format_duration(span.end_time - span.start_time), _DIM))
-        return "  ".join(parts)
-
-    def _bold(self, text: str) -> str:
-        return self._paint(text, _BOLD)
-
-    def _paint(self, text: str, code: str) -> str:
-        return f"{code}{text}{_RESET}" if self._color else text
 
     def _write(self, line: str) -> None:
         if self._broken:
