@@ -23,6 +23,8 @@ from typing import Final
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
+from yolospan.export.tracefile import TRACE_FILE_SUFFIX, trace_files
+
 __all__ = [
     "LINE_SPANS",
     "SPOOL_DIR_ENV",
@@ -38,7 +40,7 @@ __all__ = [
 SPOOL_DIR_ENV: Final = "YOLOSPAN_SPOOL_DIR"
 """Environment variable naming the spool directory (default: `default_spool_dir`)."""
 
-SPOOL_SUFFIX: Final = ".otlp.jsonl"
+SPOOL_SUFFIX: Final = TRACE_FILE_SUFFIX
 """Suffix of every spool file; ``yolospan send DIR`` delivers the files with it."""
 
 LINE_SPANS: Final = 512
@@ -73,11 +75,6 @@ def spool_dir() -> Path:
 def in_spool(path: Path, directory: Path) -> bool:
     """Whether ``path`` is a spool file directly inside ``directory`` (symlinks resolved)."""
     return path.name.endswith(SPOOL_SUFFIX) and path.resolve().parent == directory.resolve()
-
-
-def trace_files(directory: Path) -> list[Path]:
-    """The ``*.otlp.jsonl`` files in ``directory`` (not below it), oldest name first."""
-    return sorted(path for path in directory.iterdir() if path.name.endswith(SPOOL_SUFFIX) and path.is_file())
 
 
 def write_spool_file(spans: Sequence[ReadableSpan], directory: Path) -> Path:

@@ -17,8 +17,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from yolospan.delivery.spool import trace_files
-from yolospan.export.tracefile import spans_from_request
+from yolospan.export.tracefile import spans_from_request, trace_files
 
 __all__ = ["Salvage", "salvage"]
 
