@@ -17,9 +17,9 @@ EXIT_USAGE = 2
 
 
 def _commands() -> list[ModuleType]:
-    from yolospan.cli import check, data, send, trace, train
+    from yolospan.cli import check, data, diff, send, trace, train
 
-    return [trace, check, send, train, data]
+    return [trace, check, send, train, data, diff]
 
 
 def build_parser() -> argparse.ArgumentParser:
