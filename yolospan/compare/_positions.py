@@ -126,26 +126,31 @@ def places_of(spans: Sequence[ReadableSpan], source: str) -> TracePlaces:
     result = TracePlaces(source, len(spans))
     calls: dict[str | None, dict[tuple[Any, ...], int]] = {}
     forward_place: dict[Key, Place] = {}
+    for _, span in ordered:  # forwards first: a file need not list a forward before its layers
+        if span.name == A.SPAN_FORWARD:
+            attrs = span.attributes or {}
+            phase = _phase_of(attrs)
+            numbers = calls.setdefault(phase, {})
+            number = numbers.setdefault(_call_signature(attrs), len(numbers))
+            forward_place[_key(span)] = Place(phase, number)
+            count_key = (phase, number)
+            result.forwards[count_key] = result.forwards.get(count_key, 0) + 1
     layer_counts: dict[tuple[Key, int, str], int] = {}
     for _, span in ordered:
         attrs = span.attributes or {}
         phase = _phase_of(attrs)
-        if span.name == A.SPAN_FORWARD:
-            numbers = calls.setdefault(phase, {})
-            number = numbers.setdefault(_call_signature(attrs), len(numbers))
-            place = Place(phase, number)
-            forward_place[_key(span)] = place
-            key = (phase, number)
-            result.forwards[key] = result.forwards.get(key, 0) + 1
+        found = forward_place.get(_key(span)) if span.name == A.SPAN_FORWARD else None
+        if found is not None:
+            place = found
         elif isinstance(attrs.get(A.LAYER_INDEX), int):
             owner = _enclosing_forward(span, by_key, forward_place)
             if owner is None:
                 continue
             owner_key, owner_place = owner
             index, kind = int(attrs[A.LAYER_INDEX]), span.name  # type: ignore[arg-type]
-            count_key = (owner_key, index, kind)
-            occurrence = layer_counts.get(count_key, 0)
-            layer_counts[count_key] = occurrence + 1
+            count_key_layer = (owner_key, index, kind)
+            occurrence = layer_counts.get(count_key_layer, 0)
+            layer_counts[count_key_layer] = occurrence + 1
             place = Place(owner_place.phase, owner_place.forward, index, kind, occurrence)
         elif phase is not None and not _inside_phase(span, phase, by_key):
             place = Place(phase, -1)

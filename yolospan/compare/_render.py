@@ -40,7 +40,7 @@ def select(result: TraceDiff, *, sort: str = "tree", top: int | None = None) -> 
 
 
 def row_label(row: DiffRow, phase: PhaseDiff) -> str:
-    """``train_step (phase)``, ``forward``, ``forward 1`` (several calls), ``#3 Conv`` / ``1 #3 Conv``."""
+    """``train_step (phase)``, ``forward``, ``forward 1`` (several calls), ``#3 Conv`` / ``f1 #3 Conv``."""
     several = len(phase.forwards) > 1
     if row.kind == PHASE_KIND:
         return f"{row.name} (phase)"
@@ -49,7 +49,7 @@ def row_label(row: DiffRow, phase: PhaseDiff) -> str:
     label = f"#{row.layer_index} {row.layer_type}"
     if row.occurrence:
         label += f" ({row.occurrence + 1})"
-    return f"{row.forward} {label}" if several else label
+    return f"f{row.forward} {label}" if several else label
 
 
 def _timing(timing: Timing | None, spread: bool) -> str:
@@ -57,7 +57,8 @@ def _timing(timing: Timing | None, spread: bool) -> str:
         return "-"
     text = format_duration(round(timing.median_ns))
     if spread and timing.count > 1:
-        text += f" ±{format_duration(round(timing.spread_ns / 2)).removesuffix(' ms')}"
+        half = round(timing.spread_ns / 2)
+        text += " ±" + (format_duration(half).removesuffix(" ms") if half else "0")
     return text
 
 
