@@ -35,7 +35,13 @@ def pair(trace_file):
         "b",
         phase(
             "stride_probe",
-            forward(150, layer(0, "Conv", 40), layer(1, "C3", 110), shape=(1, 3, 640, 640), flops=4000),
+            forward(
+                150,
+                layer(0, "Conv", 40, **{A.DEVICE: "cuda:0"}),
+                layer(1, "C3", 110),
+                shape=(1, 3, 640, 640),
+                flops=4000,
+            ),
         ),
         phase("info_profile", forward(10), **{A.GFLOPS: 16.6}),
     )
@@ -50,8 +56,12 @@ def test_one_table_per_phase_with_durations_ratio_and_what_differs(capsys, pair)
     assert "phase stride_probe" in lines and "phase info_profile" in lines
     fwd = next(line for line in lines if line.strip().startswith("forward"))
     assert "100.0 ms" in fwd and "150.0 ms" in fwd and "1.50" in fwd
-    assert "input.shape 1×3×32×32 → 1×3×640×640" in fwd
-    assert "flops 1.0 KFLOPs → 4.0 KFLOPs" in fwd
+    # What changed everywhere is said once, above the table; the rest on its row.
+    shared = "  in every row below: input.shape 1×3×32×32 → 1×3×640×640; flops 1.0 KFLOPs → 4.0 KFLOPs"
+    assert lines[lines.index("phase stride_probe") + 1] == shared
+    assert fwd.endswith("1.50")
+    (conv,) = [line for line in lines if "#0 Conv" in line]
+    assert conv.endswith("1.00  device cpu → cuda:0")
     (c3,) = [line for line in lines if "#1 C3" in line]
     assert "60.0 ms" in c3 and "110.0 ms" in c3 and "1.83" in c3
     (profile,) = [line for line in lines if "info_profile (phase)" in line]
@@ -79,7 +89,7 @@ def test_sort_ratio_and_top(capsys, pair):
     code, out, _ = run_cli(capsys, "diff", *pair, "--sort", "ratio", "--top", "2")
     assert code == 0
     table = out.split("phase stride_probe")[1].split("phase info_profile")[0].strip().splitlines()
-    assert [line.split()[0] for line in table] == ["span", "#1", "forward"]
+    assert [line.split()[0] for line in table[1:]] == ["span", "#1", "forward"]
 
 
 def test_json(capsys, pair):

@@ -87,11 +87,23 @@ def describe_change(change: AttributeChange) -> str:
     return f"{key} {_value(change.key, change.a)} → {_value(change.key, change.b)}"
 
 
-def _changes(row: DiffRow) -> str:
-    return "; ".join(describe_change(change) for change in row.changes)
+def _changes(row: DiffRow, shown_above: set[str]) -> str:
+    return "; ".join(text for text in map(describe_change, row.changes) if text not in shown_above)
 
 
-def _table(phase: PhaseDiff) -> list[str]:
+def common_changes(phase: PhaseDiff) -> list[str]:
+    """Changes shared by every forward and layer row on both sides (autocast, a new input size...)."""
+    calls = [row for row in phase.rows if row.kind != PHASE_KIND and row.side == "both"]
+    if len(calls) < 2:
+        return []
+    shared = [describe_change(change) for change in calls[0].changes]
+    for row in calls[1:]:
+        texts = {describe_change(change) for change in row.changes}
+        shared = [text for text in shared if text in texts]
+    return shared
+
+
+def _table(phase: PhaseDiff, shown_above: set[str]) -> list[str]:
     spread = phase.distributions
     header = ["span", "A", "B", "B/A", "what differs"]
     body = [
@@ -100,7 +112,7 @@ def _table(phase: PhaseDiff) -> list[str]:
             _timing(row.a, spread),
             _timing(row.b, spread),
             _ratio(row),
-            _changes(row),
+            _changes(row, shown_above),
         ]
         for row in phase.rows
     ]
@@ -123,7 +135,7 @@ def _phase_title(phase: PhaseDiff) -> str:
 
 
 def render(result: TraceDiff) -> list[str]:
-    """One table per phase; a phase span's own attribute changes are listed under its row."""
+    """One table per phase; changes shared by all its forwards and layers are said once, above it."""
     lines = [f"A: {result.a}", f"B: {result.b}"]
     for phase in result.phases:
         lines.append("")
@@ -131,7 +143,10 @@ def render(result: TraceDiff) -> list[str]:
         if not phase.rows:
             lines.append("  (no rows)")
             continue
-        lines.extend("  " + line for line in _table(phase))
+        common = common_changes(phase)
+        if common:
+            lines.append("  in every row below: " + "; ".join(common))
+        lines.extend("  " + line for line in _table(phase, set(common)))
     return lines
 
 
