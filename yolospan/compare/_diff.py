@@ -39,20 +39,20 @@ TraceSource = str | os.PathLike[str] | Iterable[ReadableSpan]
 _CALL_ATTRIBUTES = (
     A.INPUT_COUNT,
     A.INPUT_SHAPE,
+    *(A.input_shape_key(i) for i in range(A.MAX_INDEXED)),
     A.INPUT_DTYPE,
     A.DEVICE,
     A.AUTOCAST,
     A.TRAINING,
     A.OUTPUT_COUNT,
+    *(A.output_shape_key(i) for i in range(A.MAX_INDEXED)),
     A.OUTPUT_DTYPE,
     A.FLOPS,
     A.FLOPS_TORCH,
     A.LAYER_PARAMS,
     A.LAYER_FROM,
 )
-_INDEXED = tuple(A.input_shape_key(i) for i in range(A.MAX_INDEXED)) + tuple(
-    A.output_shape_key(i) for i in range(A.MAX_INDEXED)
-)
+"""The attributes of a forward or layer span that are compared, in the order they are listed."""
 _PHASE_IGNORED = frozenset({A.PHASE, A.RUN_ID})
 _NO_PHASE = "(no phase)"
 
@@ -305,7 +305,7 @@ def _changes(place: Place, a: list[Sample], b: list[Sample]) -> tuple[AttributeC
             k for k in dict.fromkeys([*a[0].attributes, *b[0].attributes]) if k not in _PHASE_IGNORED
         ]
     else:
-        keys = _CALL_ATTRIBUTES + _INDEXED
+        keys = _CALL_ATTRIBUTES
     changes = []
     for key in keys:
         left, right = _common_value(a, key), _common_value(b, key)
