@@ -180,3 +180,21 @@ def test_to_dict_is_plain_json():
     assert fwd["a"]["median_ns"] == 10_000_000 and fwd["a"]["count"] == 1
     assert {"key": A.INPUT_SHAPE, "a": [1, 3, 32, 32], "b": [1, 3, 64, 64]} in fwd["changes"]
     assert predict["rows"][0]["changes"] == [{"key": A.GFLOPS, "a": 1.5, "b": None}]
+
+
+def test_a_layer_with_several_inputs_lists_each_changed_input_once():
+    def concat(size: int):
+        shapes = {
+            A.INPUT_COUNT: 2,
+            A.input_shape_key(0): [1, 8, size, size],
+            A.input_shape_key(1): [1, 4, size, size],
+        }
+        return layer(1, "Concat", 1, **{A.INPUT_SHAPE: [1, 8, size, size], **shapes})
+
+    rows = rows_by_label(
+        yolospan.diff(
+            make_trace(phase("p", forward(1, concat(8)))), make_trace(phase("p", forward(1, concat(16))))
+        ),
+        "p",
+    )
+    assert [c.key for c in rows["#1 Concat"].changes] == [A.INPUT_SHAPE, A.input_shape_key(1)]

@@ -39,7 +39,7 @@ TraceSource = str | os.PathLike[str] | Iterable[ReadableSpan]
 _CALL_ATTRIBUTES = (
     A.INPUT_COUNT,
     A.INPUT_SHAPE,
-    *(A.input_shape_key(i) for i in range(A.MAX_INDEXED)),
+    *(A.input_shape_key(i) for i in range(1, A.MAX_INDEXED)),  # input.0.shape is input.shape
     A.INPUT_DTYPE,
     A.DEVICE,
     A.AUTOCAST,
