@@ -72,3 +72,12 @@ def test_an_unknown_method_is_a_usage_error(capsys, tiny):
         main(["trace", str(tiny), "--flops", "thop,fvcore"])
     assert exit_.value.code == 2
     assert "unknown FLOPs method 'fvcore'" in capsys.readouterr().err
+
+
+def test_create_model_refuses_an_unknown_method_before_building(tiny, spans):
+    from yolospan.errors import UserError
+    from yolospan.yolo import create_model
+
+    with pytest.raises(UserError, match="unknown FLOPs method 'fvcore'"):
+        create_model(str(tiny), flops=("thop", "fvcore"))
+    assert len(spans) == 0
