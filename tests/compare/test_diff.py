@@ -198,3 +198,25 @@ def test_a_layer_with_several_inputs_lists_each_changed_input_once():
         "p",
     )
     assert [c.key for c in rows["#1 Concat"].changes] == [A.INPUT_SHAPE, A.input_shape_key(1)]
+
+
+def test_a_phase_run_inside_another_phase_is_not_a_repeat_of_the_outer_one(spans):
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 1)).eval()
+    x = torch.zeros(1, 3, 8, 8)
+
+    def create() -> list:
+        with yolospan.phase("info_profile", module=net):
+            net(x)
+        with yolospan.phase("fuse"), yolospan.phase("info_profile", module=net):
+            net(x)
+        run = list(spans.exporter.get_finished_spans())
+        spans.clear()
+        return run
+
+    result = yolospan.diff(create(), create())
+    assert [p.phase for p in result.phases] == ["info_profile", "fuse", "fuse/info_profile"]
+    assert result.phase("info_profile").forwards == ((0, 1, 1),)
+    assert result.phase("fuse/info_profile").forwards == ((0, 1, 1),)

@@ -1,6 +1,7 @@
 """One trace's spans sorted into places in the tree that another trace can have too.
 
-A place is (phase, forward number within the phase, layer index and type). Ids and times differ
+A place is (phase, forward number within the phase, layer index and type), where a phase run
+inside another phase is named by both (``fuse/info_profile``). Ids and times differ
 between any two runs, so they are never used to align; the forward number is the number of the
 distinct call within the phase in order of first appearance, where a call is what the forward
 received (input shapes, dtype, device, autocast, training flag). Repeats of the same call in a
@@ -124,12 +125,13 @@ def places_of(spans: Sequence[ReadableSpan], source: str) -> TracePlaces:
     ordered = sorted(enumerate(spans), key=lambda item: (item[1].start_time or 0, item[0]))
     by_key = {_key(span): span for _, span in ordered}
     result = TracePlaces(source, len(spans))
+    paths = _PhasePaths(by_key)
     calls: dict[str | None, dict[tuple[Any, ...], int]] = {}
     forward_place: dict[Key, Place] = {}
     for _, span in ordered:  # forwards first: a file need not list a forward before its layers
         if span.name == A.SPAN_FORWARD:
             attrs = span.attributes or {}
-            phase = _phase_of(attrs)
+            phase = paths.of(span)
             numbers = calls.setdefault(phase, {})
             number = numbers.setdefault(_call_signature(attrs), len(numbers))
             forward_place[_key(span)] = Place(phase, number)
@@ -138,7 +140,6 @@ def places_of(spans: Sequence[ReadableSpan], source: str) -> TracePlaces:
     layer_counts: dict[tuple[Key, int, str], int] = {}
     for _, span in ordered:
         attrs = span.attributes or {}
-        phase = _phase_of(attrs)
         found = forward_place.get(_key(span)) if span.name == A.SPAN_FORWARD else None
         if found is not None:
             place = found
@@ -152,12 +153,40 @@ def places_of(spans: Sequence[ReadableSpan], source: str) -> TracePlaces:
             occurrence = layer_counts.get(count_key_layer, 0)
             layer_counts[count_key_layer] = occurrence + 1
             place = Place(owner_place.phase, owner_place.forward, index, kind, occurrence)
-        elif phase is not None and not _inside_phase(span, phase, by_key):
-            place = Place(phase, -1)
+        elif (own := _phase_of(attrs)) is not None and not _inside_phase(span, own, by_key):
+            place = Place(paths.of(span), -1)
         else:
             continue
         result.add(place, Sample(span.name, _duration(span), attrs))
     return result
+
+
+class _PhasePaths:
+    """A span's phase with the phases around it: ``fuse/info_profile`` for the profile that fusing
+    runs, so that it is not taken for a repeat of the model's first ``info_profile``."""
+
+    def __init__(self, by_key: Mapping[Key, ReadableSpan]) -> None:
+        self._by_key = by_key
+        self._known: dict[Key, tuple[str, ...]] = {}
+
+    def _names(self, span: ReadableSpan) -> tuple[str, ...]:
+        key = _key(span)
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        self._known[key] = ()  # a malformed file whose parents loop ends here
+        parent_key = _parent_key(span)
+        parent = self._by_key.get(parent_key) if parent_key is not None else None
+        names = self._names(parent) if parent is not None else ()
+        own = _phase_of(span.attributes or {})
+        if own is not None and (not names or names[-1] != own):
+            names = (*names, own)
+        self._known[key] = names
+        return names
+
+    def of(self, span: ReadableSpan) -> str | None:
+        names = self._names(span)
+        return "/".join(names) if names else None
 
 
 def _enclosing_forward(
