@@ -12,6 +12,7 @@ from yolospan._lazy import lazy_exports
 from yolospan._version import __version__
 
 if TYPE_CHECKING:
+    from yolospan.compare import diff
     from yolospan.tracing import (
         Instrumentation,
         instrument,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "diff": "yolospan.compare",
     "Instrumentation": "yolospan.tracing",
     "instrument": "yolospan.tracing",
     "phase": "yolospan.tracing",
@@ -77,6 +79,7 @@ __all__ = [
     "__version__",
     "build_model",
     "create_model",
+    "diff",
     "instrument",
     "phase",
     "span",

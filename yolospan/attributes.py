@@ -75,6 +75,11 @@ FLOPS: Final = "yolospan.flops"
 FLOPS_METHOD: Final = "yolospan.flops.method"
 """str: how ``yolospan.flops`` was obtained: ``thop`` (counted during this call) or ``thop.cached``."""
 
+FLOPS_TORCH: Final = "yolospan.flops.torch"
+"""int: FLOPs of this call by PyTorch's ``torch.utils.flop_counter.FlopCounterMode``, counted in the
+same first forward of each signature as ``yolospan.flops``; set only when asked for (``--flops
+thop,torch``). It charges matmuls and convolutions only, so BatchNorm and upsampling count 0."""
+
 MAX_INDEXED: Final = 32
 """Indexed attributes per span are capped so a span stays well inside the SDK's 128-attribute limit."""
 

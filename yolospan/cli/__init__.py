@@ -17,9 +17,9 @@ EXIT_USAGE = 2
 
 
 def _commands() -> list[ModuleType]:
-    from yolospan.cli import check, data, send, show, trace, train
+    from yolospan.cli import check, data, diff, send, show, trace, train
 
-    return [trace, check, send, train, data, show]
+    return [trace, check, send, train, data, show, diff]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,15 @@ examples:
 """
 
 
+def _flop_list(text: str) -> tuple[str, ...]:
+    from yolospan.tracing._torch_flops import parse_methods
+
+    try:
+        return parse_methods(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "trace",
@@ -62,6 +71,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--fuse", action="store_true", help="fuse Conv+BatchNorm afterwards, as for inference"
     )
     parser.add_argument(
+        "--flops",
+        type=_flop_list,
+        default=("thop",),
+        metavar="LIST",
+        help="FLOPs counters: thop (default), or thop,torch to also count with PyTorch's FlopCounterMode "
+        "in the same forward (yolospan.flops.torch)",
+    )
+    parser.add_argument(
         "--exporter",
         type=exporter_list,
         metavar="LIST",
@@ -95,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
             fuse_layers=args.fuse,
             tracer_provider=telemetry.tracer_provider,
             trace_layers=args.layers,
+            flops=args.flops,
         )
     if args.out is not None:
         print(f"trace written to {args.out}", file=sys.stderr)

@@ -157,7 +157,10 @@ def _output_shapes(attrs: Attributes, charset: Charset) -> str:
 
 
 def describe_call(attrs: Attributes, charset: Charset = UNICODE) -> str:
-    """``1×3×32×32 → 1×1344×85, 1×3×4×4×85  float32 cpu  41.6 MFLOPs`` for a forward or layer span."""
+    """``1×3×32×32 → 1×1344×85, 1×3×4×4×85  float32 cpu  41.6 MFLOPs`` for a forward or layer span.
+
+    With FlopCounterMode's count on the span too, and different, it follows: ``(torch 41.1 MFLOPs)``.
+    """
     parts = [_input_shapes(attrs, charset) + charset.arrow + _output_shapes(attrs, charset)]
     dtype = attrs.get(A.INPUT_DTYPE)
     out_dtype = attrs.get(A.OUTPUT_DTYPE)
@@ -176,8 +179,15 @@ def describe_call(attrs: Attributes, charset: Charset = UNICODE) -> str:
         parts.append(" ".join(where))
     flops = attrs.get(A.FLOPS)
     if isinstance(flops, int) and not isinstance(flops, bool):
-        parts.append(format_flops(flops))
+        parts.append(format_flops(flops) + _torch_flops(flops, attrs.get(A.FLOPS_TORCH)))
     return "  ".join(parts)
+
+
+def _torch_flops(thop: int, torch: AttributeValue | None) -> str:
+    """`` (torch 16.4 GFLOPs)`` when FlopCounterMode's count is there and differs from thop's."""
+    if not isinstance(torch, int) or isinstance(torch, bool) or torch == thop:
+        return ""
+    return f" (torch {format_flops(torch)})"
 
 
 def _short_key(key: str) -> str:

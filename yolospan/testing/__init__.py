@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from yolospan._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from yolospan.testing._compare import Run, assert_same_calls, compare_runs, take_run
     from yolospan.testing._expect import Expectation, ExpectationError, Outcome, parse_expectation
     from yolospan.testing._query import Selector, shorthands
     from yolospan.testing._recorder import SpanRecorder
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 # Loaded on first use: pytest imports this package for the plugin in every run of every project
 # that has yolospan installed, and the recorder pulls in torch through the tracing core.
 _LAZY = {
+    "Run": "yolospan.testing._compare",
+    "assert_same_calls": "yolospan.testing._compare",
+    "compare_runs": "yolospan.testing._compare",
+    "take_run": "yolospan.testing._compare",
     "Expectation": "yolospan.testing._expect",
     "ExpectationError": "yolospan.testing._expect",
     "Outcome": "yolospan.testing._expect",
@@ -37,12 +42,16 @@ __all__ = [
     "ExpectationError",
     "Outcome",
     "RecordedSpan",
+    "Run",
     "Selector",
     "SpanAssertionError",
     "SpanList",
     "SpanRecorder",
+    "assert_same_calls",
+    "compare_runs",
     "parse_expectation",
     "shorthands",
+    "take_run",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

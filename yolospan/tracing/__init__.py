@@ -24,6 +24,7 @@ from yolospan.tracing._instrument import (
     layers_of,
 )
 from yolospan.tracing._span import phase, span
+from yolospan.tracing._torch_flops import flop_methods
 
 __all__ = [
     "Instrumentation",
@@ -31,6 +32,7 @@ __all__ = [
     "LayeredModule",
     "current_phase",
     "current_span_attributes",
+    "flop_methods",
     "get_tracer",
     "instrument",
     "instrumentation_of",

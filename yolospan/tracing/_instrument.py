@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
-from yolospan.tracing import _attrs, _flops
+from yolospan.tracing import _attrs, _flops, _torch_flops
 from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
 
 _log = logging.getLogger(__name__)
@@ -140,9 +140,11 @@ class Instrumentation:
         *,
         layers: bool = False,
         tracer_provider: trace.TracerProvider | None = None,
+        flops: Sequence[str] | None = None,
     ) -> None:
         self.module = module
         self.layers = layers
+        self._count_torch = _torch_flops.wanted(flops)  # also FlopCounterMode's count (issue 13)
         self._provider = tracer_provider
         self._local = threading.local()
         self._calls: dict[nn.Module, dict[tuple[Any, ...], _Call]] = {}
@@ -273,6 +275,8 @@ class Instrumentation:
             frame.flops = known.flops
             return
         frame.counting = True
+        if self._count_torch:
+            _torch_flops.start(frame)
         if not any(f is not None and f.counting for f in stack[:-1]):
             # The enclosing frame already hooks this subtree when it is counting too.
             frame.counters = _flops.attach_counters(module, self._add_flops)
@@ -320,6 +324,7 @@ class Instrumentation:
         for handle in frame.counters:
             handle.remove()
         frame.counters = []
+        torch_flops = _torch_flops.stop(frame) if frame.counting else None
         if error is not None:
             frame.error = error
             return
@@ -329,6 +334,7 @@ class Instrumentation:
             assert frame.call is not None
             frame.call.flops = frame.flops
             attrs[A.FLOPS_METHOD] = "thop"
+            _torch_flops.record(torch_flops, attrs, frame.call.attrs)
         else:
             attrs[A.FLOPS_METHOD] = "thop.cached"
         attrs[A.FLOPS] = frame.flops
@@ -375,18 +381,21 @@ def instrument(
     *,
     layers: bool = False,
     tracer_provider: trace.TracerProvider | None = None,
+    flops: Sequence[str] | None = None,
 ) -> Instrumentation:
     """Trace every forward of ``module`` (and, with ``layers=True``, of each layer) as a span.
 
     Without ``tracer_provider`` spans go to the provider set by `use_tracer_provider`, else to
     OpenTelemetry's global one; with neither configured the hooks cost next to nothing.
+    ``flops=("thop", "torch")`` also counts with PyTorch's FlopCounterMode (``yolospan.flops.torch``);
+    None takes the methods of the enclosing `flop_methods` block (thop only by default).
     """
     existing = _registry.get(module)
     if existing is not None and existing.active:
         raise RuntimeError(
             f"{type(module).__name__} is already instrumented by yolospan; remove() that handle first"
         )
-    return Instrumentation(module, layers=layers, tracer_provider=tracer_provider)
+    return Instrumentation(module, layers=layers, tracer_provider=tracer_provider, flops=flops)
 
 
 def instrumentation_of(module: nn.Module) -> Instrumentation | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from opentelemetry.trace import Span, TracerProvider
 
 from yolospan import attributes as A
 from yolospan.errors import UserError
-from yolospan.tracing import span
+from yolospan.tracing import flop_methods, span
 from yolospan.yolo import amp as _amp
 from yolospan.yolo.amp import AmpCheckResult, AmpPolicy
 from yolospan.yolo.images import ImageSource, load_image
@@ -92,20 +93,23 @@ def create_model(
     fuse_layers: bool = False,
     tracer_provider: TracerProvider | None = None,
     trace_layers: bool = False,
+    flops: Sequence[str] | None = None,
 ) -> CreatedModel:
     """Steps 1–4 in upstream's order: build, stride probe and info profile on the CPU, then move to
     ``device`` and run the AMP check there (policy ``amp_check``, on ``image`` or the default picture).
     With ``fuse_layers`` step 5 follows inside the same ``model.init`` span, as for inference.
 
     Arguments are checked before anything is built: a bad device, policy or image raises a
-    `yolospan.errors.UserError` at once.
+    `yolospan.errors.UserError` at once. ``flops=("thop", "torch")`` also counts every traced
+    forward's FLOPs with PyTorch's FlopCounterMode (see `yolospan.tracing.flop_methods`).
     """
     target = resolve_device(device)
     policy = AmpPolicy.parse(amp_check)
     picture = load_image(image) if image is not None else None  # a bad image fails before the build
     check_imgsz(imgsz)
     spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)
-    with span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
+    counting = nullcontext() if flops is None else flop_methods(_flop_methods(flops))
+    with counting, span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
         built = _build(spec, root)
         model = built.model
         probe = stride_probe(model, tracer_provider=tracer_provider, trace_layers=trace_layers)
@@ -141,6 +145,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _flop_methods(flops: Sequence[str]) -> Sequence[str]:
+    from yolospan.tracing._torch_flops import parse_methods
+
+    try:
+        return parse_methods(flops)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def _build(spec: ModelSpec, root: Span) -> BuildResult:
