@@ -202,6 +202,18 @@ class _Traced:
         return self.enter(sys._getframe(1).f_locals["self"], args, kwargs)
 
 
+def _let_torchscript_skip_the_slot() -> None:
+    """TorchScript types every instance attribute; ``_compiled_call_impl``'s class annotation
+    (``Callable | None``) is not one it can resolve, so ``torch.jit.script`` of any module with
+    that slot set fails (``module.compile()`` too). Add the slot to the attributes TorchScript
+    already skips, beside the hook dictionaries: it is never part of a scripted module."""
+    from torch.jit import _recursive
+
+    ignored: list[str] = _recursive.ignored_attributes
+    if "_compiled_call_impl" not in ignored:
+        ignored.append("_compiled_call_impl")
+
+
 class Instrumentation:
     """Handle returned by `instrument`; `remove` (or leaving a ``with`` block) takes it off again."""
 
@@ -217,6 +229,7 @@ class Instrumentation:
         self._provider = tracer_provider
         self._local = threading.local()
         self._targets: list[_Traced] = []
+        _let_torchscript_skip_the_slot()
         self._attach(module, A.SPAN_FORWARD, {}, layer=False)
         if layers:
             for layer in layers_of(module):
