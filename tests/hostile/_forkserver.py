@@ -17,6 +17,7 @@ Input on stdin, a JSON list of cases: ``{"id", "argv", "cwd", "env", "out", "err
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -114,10 +115,8 @@ def main() -> None:
             for child, (case, started) in list(running.items()):
                 if now - started > case["timeout_s"]:
                     case["timed_out"] = True
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(child, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
             time.sleep(0.01)
             continue
         if pid not in running:

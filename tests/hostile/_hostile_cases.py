@@ -150,7 +150,12 @@ def _png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _dataset(data_yaml: str | None = None) -> dict[str, object]:
@@ -183,7 +188,9 @@ def config_case(id: str, text: str | bytes, names: str = "x.yaml", **options: ob
 # YAML that expands or nests without bound
 for where in ("nc", "inplace", "c3", "anchors", "backbone"):
     config_case(f"alias-bomb-{where}", _bomb_config(where))
-config_case("alias-bomb-small-fan", "a: &a [x, x]\nb: &b [*a, *a, *a]\nc: [" + ",".join(["*b"] * 2000) + "]\n")
+config_case(
+    "alias-bomb-small-fan", "a: &a [x, x]\nb: &b [*a, *a, *a]\nc: [" + ",".join(["*b"] * 2000) + "]\n"
+)
 config_case("nest-20000-lists", "nc: " + "[" * 20000 + "\n")
 config_case("nest-20000-closed", "nc: " + "[" * 20000 + "]" * 20000 + "\n")
 config_case("nest-mappings", "nc: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n")
@@ -288,7 +295,9 @@ config_case("head-missing", tiny(head="[-1, 1, Conv, [8, 1, 1]]"))
 config_case("head-anchor-levels", tiny(head="[[2, 3, 4], 1, Detect, [nc, anchors]]"))
 config_case("head-anchors-1e6", tiny(head="[[3, 4], 1, Detect, [nc, 1000000]]"))
 config_case("head-nc-1e9", tiny(head="[[3, 4], 1, Detect, [1000000000, anchors]]"))
-config_case("rows-1000", tiny().replace("backbone:\n  [", "backbone:\n  [" + "[-1, 1, Conv, [8, 1, 1]],\n" * 1000))
+config_case(
+    "rows-1000", tiny().replace("backbone:\n  [", "backbone:\n  [" + "[-1, 1, Conv, [8, 1, 1]],\n" * 1000)
+)
 config_case("section-empty", tiny().replace("head:\n", "head: []\nx:\n"))
 
 # The config's path itself
@@ -307,9 +316,25 @@ case("trace-nc-text", "trace", "x.yaml", "--nc", "lots", names="--nc", files={"x
 case("trace-imgsz-1e6", "trace", "x.yaml", "--imgsz", "1000000", names="imgsz", files={"x.yaml": tiny()})
 case("trace-imgsz-zero", "trace", "x.yaml", "--imgsz", "0", names="--imgsz", files={"x.yaml": tiny()})
 case("trace-device-bad", "trace", "x.yaml", "--device", "tpu:0", names="tpu", files={"x.yaml": tiny()})
-case("trace-device-cuda-99", "trace", "x.yaml", "--device", "cuda:99", names="cuda:99", files={"x.yaml": tiny()})
+case(
+    "trace-device-cuda-99",
+    "trace",
+    "x.yaml",
+    "--device",
+    "cuda:99",
+    names="cuda:99",
+    files={"x.yaml": tiny()},
+)
 case("trace-exporter-bad", "trace", "x.yaml", "--exporter", "carrier-pigeon", names="carrier-pigeon")
-case("trace-exporter-file-no-out", "trace", "x.yaml", "--exporter", "file", names="--out", files={"x.yaml": tiny()})
+case(
+    "trace-exporter-file-no-out",
+    "trace",
+    "x.yaml",
+    "--exporter",
+    "file",
+    names="--out",
+    files={"x.yaml": tiny()},
+)
 case("trace-unknown-option", "trace", "x.yaml", "--frobnicate", names="--frobnicate")
 case("unknown-command", "explode", names="explode")
 
@@ -364,7 +389,10 @@ for id, (name, content) in {
     "bad-trace-id": ("i.jsonl", TRACE.replace("0123456789abcdef0123456789abcdef", "zz")),
     "zero-trace-id": ("z0.jsonl", TRACE.replace("0123456789abcdef0123456789abcdef", "0" * 32)),
     "bad-kind": ("k.jsonl", TRACE.replace('"kind": 1', '"kind": 99')),
-    "spans-not-list": ("s.jsonl", TRACE.replace('"spans": [', '"spans": {"x": [').replace("}]}]}]}", "}]}}]}]}")),
+    "spans-not-list": (
+        "s.jsonl",
+        TRACE.replace('"spans": [', '"spans": {"x": [').replace("}]}]}]}", "}]}}]}]}"),
+    ),
     "huge-number": ("h.jsonl", TRACE.replace('"1000"', "1" + "0" * 5000)),
     "string-times": ("t.jsonl", TRACE.replace('"1000"', '"soon"')),
 }.items():
@@ -381,13 +409,51 @@ for id, expectation in {
     "trailing": "forward == 1 and more",
     "huge-count": "forward == " + "9" * 5000,
 }.items():
-    case(f"check-expect-{id}", "check", "t.jsonl", "-e", expectation, names="bad expectation", files={"t.jsonl": TRACE})
+    case(
+        f"check-expect-{id}",
+        "check",
+        "t.jsonl",
+        "-e",
+        expectation,
+        names="bad expectation",
+        files={"t.jsonl": TRACE},
+    )
 case("check-no-expectation", "check", "t.jsonl", names="expectation", files={"t.jsonl": TRACE})
 _SELF_PARENT = dict(_SPAN, parentSpanId=_SPAN["spanId"])
-_LOOP = [dict(_SPAN, spanId="1" * 16, parentSpanId="2" * 16), dict(_SPAN, spanId="2" * 16, parentSpanId="1" * 16)]
-case("check-own-parent", "check", "p.jsonl", "s1 == 1", names="", files={"p.jsonl": _request([_SELF_PARENT])}, status=1, lines=0)
-case("check-parent-loop", "check", "p.jsonl", "s1 == 1", names="", files={"p.jsonl": _request(_LOOP)}, status=1, lines=0)
-case("check-chain-5000", "check", "c.jsonl", "s1 == 0", names="", files={"c.jsonl": _chain(5000)}, status=1, lines=0)
+_LOOP = [
+    dict(_SPAN, spanId="1" * 16, parentSpanId="2" * 16),
+    dict(_SPAN, spanId="2" * 16, parentSpanId="1" * 16),
+]
+case(
+    "check-own-parent",
+    "check",
+    "p.jsonl",
+    "s1 == 1",
+    names="",
+    files={"p.jsonl": _request([_SELF_PARENT])},
+    status=1,
+    lines=0,
+)
+case(
+    "check-parent-loop",
+    "check",
+    "p.jsonl",
+    "s1 == 1",
+    names="",
+    files={"p.jsonl": _request(_LOOP)},
+    status=1,
+    lines=0,
+)
+case(
+    "check-chain-5000",
+    "check",
+    "c.jsonl",
+    "s1 == 0",
+    names="",
+    files={"c.jsonl": _chain(5000)},
+    status=1,
+    lines=0,
+)
 case("check-good", "check", "t.jsonl", GOOD_EXPECT, names="", files={"t.jsonl": TRACE}, status=0, lines=0)
 
 # send
@@ -473,9 +539,27 @@ case(
 )
 
 # Trace output and the batch processor's environment on the file path
-case("out-dev-full", "trace", "x.yaml", "--out", "/dev/full", names="/dev/full", files={"x.yaml": tiny()}, absent=("trace written",), lines=None)
+case(
+    "out-dev-full",
+    "trace",
+    "x.yaml",
+    "--out",
+    "/dev/full",
+    names="/dev/full",
+    files={"x.yaml": tiny()},
+    absent=("trace written",),
+    lines=None,
+)
 case("out-directory", "trace", "x.yaml", "--out", "d", names="d", files={"x.yaml": tiny(), "d/x": ""})
-case("out-under-file", "trace", "x.yaml", "--out", "f/run.jsonl", names="f/run.jsonl", files={"x.yaml": tiny(), "f": ""})
+case(
+    "out-under-file",
+    "trace",
+    "x.yaml",
+    "--out",
+    "f/run.jsonl",
+    names="f/run.jsonl",
+    files={"x.yaml": tiny(), "f": ""},
+)
 for variable, value in {
     "OTEL_BSP_MAX_QUEUE_SIZE": "-5",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "0",
@@ -532,7 +616,12 @@ for id, data_yaml in {
 }.items():
     files = dict(_dataset(data_yaml), **{"x.yaml": tiny()})
     case(f"train-data-yaml-{id}", *TRAIN, names="data.yaml", files=files)
-case("train-data-yaml-fifo", *TRAIN, names="data.yaml", files=dict(_dataset(), **{"x.yaml": tiny(), "ds/data.yaml": FIFO}))
+case(
+    "train-data-yaml-fifo",
+    *TRAIN,
+    names="data.yaml",
+    files=dict(_dataset(), **{"x.yaml": tiny(), "ds/data.yaml": FIFO}),
+)
 case(
     "train-data-yaml-dev-zero",
     *TRAIN,
@@ -542,10 +631,33 @@ case(
 case("train-data-missing", *TRAIN, names="ds", files={"x.yaml": tiny()})
 case("train-data-is-file", *TRAIN, names="ds", files={"x.yaml": tiny(), "ds": "x"})
 case("train-nc-1e9", *TRAIN, "--nc", "1000000000", names="--nc", files=dict(_dataset(), **{"x.yaml": tiny()}))
-case("train-seed-negative", *TRAIN, "--seed", "-5", names="--seed", files=dict(_dataset(), **{"x.yaml": tiny()}))
-case("train-imgsz-huge", *TRAIN[:-6], "--imgsz", "100000", names="imgsz", files=dict(_dataset(), **{"x.yaml": tiny()}))
-case("train-imgsz-odd", *TRAIN[:-6], "--imgsz", "33", names="--imgsz", files=dict(_dataset(), **{"x.yaml": tiny()}))
-case("train-batch-zero", *TRAIN, "--batch", "0", names="--batch", files=dict(_dataset(), **{"x.yaml": tiny()}))
+case(
+    "train-seed-negative",
+    *TRAIN,
+    "--seed",
+    "-5",
+    names="--seed",
+    files=dict(_dataset(), **{"x.yaml": tiny()}),
+)
+case(
+    "train-imgsz-huge",
+    *TRAIN[:-6],
+    "--imgsz",
+    "100000",
+    names="imgsz",
+    files=dict(_dataset(), **{"x.yaml": tiny()}),
+)
+case(
+    "train-imgsz-odd",
+    *TRAIN[:-6],
+    "--imgsz",
+    "33",
+    names="--imgsz",
+    files=dict(_dataset(), **{"x.yaml": tiny()}),
+)
+case(
+    "train-batch-zero", *TRAIN, "--batch", "0", names="--batch", files=dict(_dataset(), **{"x.yaml": tiny()})
+)
 case("train-cfg-bomb", *TRAIN, names="x.yaml", files=dict(_dataset(), **{"x.yaml": _bomb_config("nc")}))
 case(
     "train-cfg-cannot-run",

@@ -119,7 +119,9 @@ def test_nothing_written_outside_the_case_folders(corpus: dict[str, Any]) -> Non
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_hostile_case(case: Case, corpus: dict[str, Any]) -> None:
     result = corpus["results"][case.id]
-    shown = f"argv={list(case.argv)!r}\nstdout:\n{result['stdout'][-2000:]}\nstderr:\n{result['stderr'][-4000:]}"
+    shown = (
+        f"argv={list(case.argv)!r}\nstdout:\n{result['stdout'][-2000:]}\nstderr:\n{result['stderr'][-4000:]}"
+    )
     assert not result["timed_out"], f"still running after {case.timeout_s} s\n{shown}"
     assert result["signal"] is None, f"killed by signal {result['signal']}\n{shown}"
     assert "Traceback" not in result["stderr"], shown

@@ -2,8 +2,8 @@
 
 Each line of a trace file is one OTLP request; lines are re-exported in order with the official
 exporters, ids unchanged. A spool file is removed once every line was acknowledged, or rewritten
-(atomically) to the lines still undelivered, so sending twice never duplicates; files outside
-the spool are never changed. A malformed file is skipped whole, before any of it is sent.
+(atomically) to the lines still undelivered, so sending again never resends an acknowledged line;
+files outside the spool are never changed. A malformed file is skipped whole, before any of it is sent.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from yolospan.delivery._refusal import refusal_probe
 from yolospan.delivery.otlp import otlp_endpoint, otlp_exporter
 from yolospan.delivery.spool import in_spool, replace_lines, spool_dir, trace_files
 from yolospan.errors import UserError
-from yolospan.inputs import check_regular_file
 from yolospan.export.tracefile import TraceFileError, read_trace_lines
+from yolospan.inputs import check_regular_file
 
 __all__ = ["FileDelivery", "SendReport", "collect_trace_files", "send", "send_files"]
 
