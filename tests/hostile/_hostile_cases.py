@@ -72,27 +72,28 @@ def tiny(
     )
 
 
-def _bomb(levels: int = 10, fan: int = 10) -> tuple[str, str]:
-    """A "billion laughs" YAML fragment: anchors a0..a9, each fanning out into the previous."""
-    lines = ["  - &a0 [lol]"]
+def _bomb(levels: int = 10, fan: int = 10) -> str:
+    """A "billion laughs" flow sequence of 1 KB: anchors a0..a9, each fanning out into the
+    previous one, so the last stands for fan**levels strings once expanded."""
+    items = ["&a0 [lol]"]
     for level in range(1, levels):
-        lines.append(f"  - &a{level} [" + ",".join([f"*a{level - 1}"] * fan) + "]")
-    return "\n".join(lines), f"*a{levels - 1}"
+        items.append(f"&a{level} [" + ",".join([f"*a{level - 1}"] * fan) + "]")
+    return "[" + ", ".join(items) + "]"
 
 
-_BOMB_DEFS, _BOMB_REF = _bomb()
-_BOMB = "bombs:\n" + _BOMB_DEFS + "\n"
+_BOMB = _bomb()
 
 
 def _bomb_config(where: str) -> str:
-    config = {
-        "nc": tiny(nc=_BOMB_REF),
-        "inplace": tiny(extra=f"inplace: {_BOMB_REF}\n"),
-        "c3": tiny(c3=f"[-1, 1, C3, [64, {_BOMB_REF}]]"),
-        "anchors": tiny(anchors=f"[{_BOMB_REF}, {_BOMB_REF}]"),
-        "backbone": tiny().replace("backbone:\n", f"backbone: {_BOMB_REF}\nx:\n"),
+    """The bomb as a config's value: the issue's reproductions, each in a different place."""
+    return {
+        "nc": tiny(nc=_BOMB),
+        "inplace": tiny(extra=f"inplace: {_BOMB}\n"),
+        "c3": tiny(c3=f"[-1, 1, C3, [64, {_BOMB}]]"),
+        "anchors": tiny(anchors=f"[{_BOMB}, {_BOMB}]"),
+        "anchor-level": tiny(anchors=f"[[10, 13], {_BOMB}]"),
+        "backbone": tiny().replace("backbone:\n  [[-1, 1, Conv, [32, 3, 2]],", f"backbone:\n  [{_BOMB},"),
     }[where]
-    return _BOMB.replace("bombs:", "x_bombs:") + config if where != "backbone" else _BOMB + config
 
 
 _SPAN = {
@@ -186,7 +187,7 @@ def config_case(id: str, text: str | bytes, names: str = "x.yaml", **options: ob
 
 
 # YAML that expands or nests without bound
-for where in ("nc", "inplace", "c3", "anchors", "backbone"):
+for where in ("nc", "inplace", "c3", "anchors", "anchor-level", "backbone"):
     config_case(f"alias-bomb-{where}", _bomb_config(where))
 config_case(
     "alias-bomb-small-fan", "a: &a [x, x]\nb: &b [*a, *a, *a]\nc: [" + ",".join(["*b"] * 2000) + "]\n"
@@ -610,7 +611,7 @@ for id, data_yaml in {
     "nc-names-mismatch": "nc: 3\nnames: [a]\n",
     "a-list": "- a\n",
     "bad-yaml": "nc: [\n",
-    "alias-bomb": _BOMB + f"names: {_BOMB_REF}\n",
+    "alias-bomb": f"names: {_BOMB}\n",
     "deep": "names: " + "[" * 10000 + "\n",
     "binary": "\xff\xfe",
 }.items():

@@ -109,8 +109,10 @@ def synth_dataset(
 
 
 def _within(option: str, value: int, low: int, high: int, unit: str = "") -> None:
-    if not low <= value <= high:
-        raise DatasetError(f"{option} must be between {low} and {high}{unit}, got {value}")
+    if value < low:
+        raise DatasetError(f"{option} must be at least {low}{unit}, got {value}")
+    if value > high:
+        raise DatasetError(f"{option} must be at most {high}{unit}, got {value}")
 
 
 def _draw(rng: np.random.Generator, imgsz: int, nc: int) -> tuple[Image.Image, list[str]]:
