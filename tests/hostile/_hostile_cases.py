@@ -192,6 +192,9 @@ for where in ("nc", "inplace", "c3", "anchors", "anchor-level", "backbone"):
 config_case(
     "alias-bomb-small-fan", "a: &a [x, x]\nb: &b [*a, *a, *a]\nc: [" + ",".join(["*b"] * 2000) + "]\n"
 )
+config_case("alias-recursive-nc", tiny(nc="&r [*r]"))
+config_case("alias-recursive-anchors", tiny(anchors="&r [*r, *r]"))
+config_case("alias-recursive-row", tiny(row1="&r [-1, 1, Conv, *r]"))
 config_case("nest-20000-lists", "nc: " + "[" * 20000 + "\n")
 config_case("nest-20000-closed", "nc: " + "[" * 20000 + "]" * 20000 + "\n")
 config_case("nest-mappings", "nc: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n")
