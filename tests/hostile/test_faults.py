@@ -116,7 +116,7 @@ def test_an_interrupt_marks_the_open_span_as_error() -> None:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from yolospan import span
-    from yolospan.cli._signals import Terminated
+    from yolospan.signals import Terminated
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -223,3 +223,18 @@ def test_send_to_a_refused_port_fails_at_once_per_file(tmp_path: Path, capsys, c
     _, err = capsys.readouterr()
     assert code == 1
     assert "connection refused; 1 spans not delivered" in err
+
+
+def test_sigterm_as_interrupt_raises_once_then_ignores_and_restores() -> None:
+    from yolospan.signals import Terminated, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+    with sigterm_as_interrupt():
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one, during the shutdown: ignored
+    assert signal.getsignal(signal.SIGTERM) is before

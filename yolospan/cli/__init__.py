@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="yolospan: %(levelname)s: %(message)s",
     )
-    from yolospan.cli._signals import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
+    from yolospan.signals import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():

@@ -1,4 +1,4 @@
-"""SIGTERM handled like Ctrl-C, for the command line only.
+"""SIGTERM handled like Ctrl-C: what the command line does, and what a program may ask for.
 
 SLURM, Kubernetes and ``timeout`` stop a job with SIGTERM. Python's default is to die at once,
 which loses the spans still queued for export and leaves a trace file whose ``train_step`` parents
@@ -7,7 +7,11 @@ were never written. `sigterm_as_interrupt` turns the signal into a `Terminated` 
 (marked ERROR by `yolospan.span`), the telemetry shuts down within its bound (flushing to the
 file, spooling what a collector did not take) and the CLI exits 143 (128 + SIGTERM).
 
-Library code never installs a signal handler; only the CLI's entry point calls this.
+Library code never installs a signal handler on its own: the CLI's entry point calls this, and
+a program that wants the same behaviour asks for it the same way::
+
+    with sigterm_as_interrupt():
+        train_and_trace()
 """
 
 from __future__ import annotations
