@@ -313,8 +313,8 @@ case("config-link-dev-zero", "trace", "z.yaml", names="z.yaml", files={"z.yaml":
 case("config-unknown-name", "trace", "yolov9000", names="yolov9000")
 
 # Overrides and options of trace
-case("trace-nc-1e9", "trace", "x.yaml", "--nc", "1000000000", names="nc", files={"x.yaml": tiny()})
-case("trace-nc-100000", "trace", "x.yaml", "--nc", "100000", names="nc", files={"x.yaml": tiny()})
+case("trace-nc-1e9", "trace", "x.yaml", "--nc", "1000000000", names="nc override", files={"x.yaml": tiny()})
+case("trace-nc-100000", "trace", "x.yaml", "--nc", "100000", names="nc override", files={"x.yaml": tiny()})
 case("trace-nc-zero", "trace", "x.yaml", "--nc", "0", names="--nc", files={"x.yaml": tiny()})
 case("trace-nc-text", "trace", "x.yaml", "--nc", "lots", names="--nc", files={"x.yaml": tiny()})
 case("trace-imgsz-1e6", "trace", "x.yaml", "--imgsz", "1000000", names="imgsz", files={"x.yaml": tiny()})

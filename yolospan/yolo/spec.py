@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 
 from yolospan.yolo.configs import RawConfig, read_config
 from yolospan.yolo.errors import ConfigError
-from yolospan.yolo.limits import check_spec
+from yolospan.yolo.limits import MAX_NC, check_spec
 from yolospan.yolo.registry import REGISTRY, ModuleEntry, Role, lookup
 
 __all__ = ["Anchors", "LayerSpec", "ModelSpec", "load_spec", "parse_spec"]
@@ -106,6 +106,8 @@ def parse_spec(
     spec_nc = _positive_int(f"{label}: nc", data["nc"])
     if nc is not None:
         spec_nc = _positive_int("nc override", nc)
+        if spec_nc > MAX_NC:
+            raise ConfigError(f"nc override {spec_nc} is above the limit of {MAX_NC} classes")
     spec_anchors = _anchors(f"{label}: anchors", data["anchors"])
     if anchors is not None:
         spec_anchors = _anchors("anchors override", anchors)
