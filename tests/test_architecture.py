@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "yolospan"
-FOUNDATION = {"attributes", "errors", "_version", "_lazy"}
+FOUNDATION = {"attributes", "errors", "inputs", "_version", "_lazy"}
 
 
 def _part(module: str) -> str | None:

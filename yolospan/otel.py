@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Final, TextIO
@@ -46,6 +47,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.environment_variables import (
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
     OTEL_SDK_DISABLED,
 )
 from opentelemetry.sdk.metrics import MeterProvider
@@ -61,8 +63,10 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from yolospan.delivery._exporter_logs import ExporterLogs, describe_failure
+from yolospan.delivery._refusal import refusal_probe
 from yolospan.delivery.otlp import otlp_endpoint, otlp_exporter, otlp_metric_exporter, resolve_protocol
 from yolospan.delivery.spool import spool_dir as configured_spool_dir
+from yolospan.delivery.spool import write_spool_file
 from yolospan.delivery.spooling import DeliveryOutcome, SpoolingExporter
 from yolospan.errors import UserError
 from yolospan.export.console import ConsoleTreeProcessor
@@ -96,6 +100,7 @@ _METRICS_SUFFIX = ".metrics.jsonl"
 # The batch processor's defaults (OpenTelemetry SDK spec); read here so the spool knows them too.
 _DEFAULT_QUEUE_SIZE = 2048
 _DEFAULT_BATCH_SIZE = 512
+_DEFAULT_SCHEDULE_DELAY_MS = 5000
 
 
 def parse_exporters(text: str) -> tuple[str, ...]:
@@ -179,18 +184,30 @@ def setup_tracing(
     # keep spans from reaching the file.
     if "file" in names:
         assert out is not None
-        span_exporters.append(_ShutdownOnce(TraceFileExporter(Path(out))))
-    processors.extend(BatchSpanProcessor(exporter) for exporter in span_exporters)
+        spool = Path(spool_dir) if spool_dir is not None else configured_spool_dir()
+        span_exporters.append(
+            _ShutdownOnce(TraceFileExporter(Path(out), save=partial(write_spool_file, directory=spool)))
+        )
+    queue_size, batch_size = _batch_limits()
+    delay = _positive_env(OTEL_BSP_SCHEDULE_DELAY, _DEFAULT_SCHEDULE_DELAY_MS)
+    processors.extend(
+        BatchSpanProcessor(
+            exporter, max_queue_size=queue_size, max_export_batch_size=batch_size, schedule_delay_millis=delay
+        )
+        for exporter in span_exporters
+    )
     spooling: SpoolingExporter | None = None
     if "otlp" in names:
-        queue_size, batch_size = _batch_limits()
         spooling = SpoolingExporter(
             otlp_exporter(protocol),
             spool_dir=Path(spool_dir) if spool_dir is not None else configured_spool_dir(),
             endpoint=otlp_endpoint(protocol),
             capacity=queue_size + batch_size,
+            refused=refusal_probe(otlp_endpoint(protocol)),
         )
-        batch = BatchSpanProcessor(spooling, max_queue_size=queue_size, max_export_batch_size=batch_size)
+        batch = BatchSpanProcessor(
+            spooling, max_queue_size=queue_size, max_export_batch_size=batch_size, schedule_delay_millis=delay
+        )
         processors.append(spooling.track(batch))
         _log.info("exporting spans over OTLP (%s) to %s", resolve_protocol(protocol), spooling.endpoint)
 
@@ -235,9 +252,12 @@ def _positive_env(variable: str, default: int) -> int:
     try:
         value = int(text) if text else default
     except ValueError:
-        _log.warning("%s=%r is not an integer; using %d", variable, text, default)
+        _log.warning("%s is not an integer; using %d", variable, default)
         return default
-    return value if value > 0 else default
+    if value <= 0:
+        _log.warning("%s must be a positive integer; using %d", variable, default)
+        return default
+    return value
 
 
 class Telemetry:
@@ -279,6 +299,18 @@ class Telemetry:
             if self._result is None or self._spooling is None:
                 return None
         return self._spooling.finish()  # returns the outcome computed during shutdown
+
+    @property
+    def file_problem(self) -> str | None:
+        """One line when spans could not be written to the trace file (a full disk, an I/O error):
+        how many, and where those that could be were saved instead; None when all were written.
+        Callers must not report the file as written then."""
+        for exporter in self._exporters:
+            inner = exporter.inner if isinstance(exporter, _ShutdownOnce) else exporter
+            problem = inner.problem if isinstance(inner, TraceFileExporter) else None
+            if problem is not None:
+                return problem
+        return None
 
     def shutdown(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         """Export what is queued, then stop; returns whether that finished within ``timeout_s``.

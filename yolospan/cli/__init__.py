@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from yolospan._version import __version__
 from yolospan.errors import UserError
@@ -22,8 +23,15 @@ def _commands() -> list[ModuleType]:
     return [trace, check, send, train, data, show, diff]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the problem and where to read more, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="yolospan",
         description=(
             "See every forward a YOLOv5 model runs - while it is created, profiled, checked and trained - "
@@ -47,11 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="yolospan: %(levelname)s: %(message)s",
     )
+    from yolospan.signals import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
+
     try:
-        code: int = args.run(args)
+        with sigterm_as_interrupt():
+            code: int = args.run(args)
     except UserError as error:
         print(f"yolospan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("yolospan: terminated (SIGTERM); open spans ended as errors and were flushed", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("yolospan: interrupted", file=sys.stderr)
         return 130

@@ -16,9 +16,9 @@ stands for the *.otlp.jsonl files in it; without PATH, the spool: where spans go
 collector did not acknowledge during a run (${SPOOL_DIR_ENV}, now {spool_dir()}).
 
 A spool file is removed once all its spans were delivered; after a partial failure it keeps
-only the undelivered rest, so sending again never duplicates. Other files are never changed.
-A malformed file is reported and skipped. Endpoint, headers, TLS, timeout and compression come
-from the standard OTEL_EXPORTER_OTLP_* variables (see docs/delivery.md).
+only the undelivered rest, so sending again never resends what was acknowledged. Other files
+are never changed. A malformed file is reported and skipped. Endpoint, headers, TLS, timeout and
+compression come from the standard OTEL_EXPORTER_OTLP_* variables (see docs/delivery.md).
 Exit status: 0 when everything was delivered, 1 when something was not, 2 on a usage error.
 """
 

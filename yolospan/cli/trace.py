@@ -8,6 +8,7 @@ from pathlib import Path
 
 from yolospan.cli._args import choose_exporters, exporter_list, positive_int, start_output_file
 from yolospan.errors import UserError
+from yolospan.inputs import check_regular_file
 
 _DESCRIPTION = """\
 Create a YOLOv5 model the way upstream does - build, stride probe, info profile, AMP check -
@@ -63,9 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="auto",
         help="auto: run on CUDA, skip on CPU as upstream does; on: also on CPU with bfloat16; off: skip",
     )
-    parser.add_argument(
-        "--image", type=Path, metavar="PATH", help="image for the AMP check (default: built in)"
-    )
+    parser.add_argument("--image", metavar="PATH", help="image for the AMP check (default: built in)")
     parser.add_argument("--layers", action="store_true", help="also trace each layer of every forward")
     parser.add_argument(
         "--fuse", action="store_true", help="fuse Conv+BatchNorm afterwards, as for inference"
@@ -96,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from yolospan.yolo import create_model
 
     exporters = choose_exporters(args.exporter, args.out, console=True)
-    if args.image is not None and not args.image.is_file():
-        raise UserError(f"{args.image}: image file not found")
+    if args.image is not None and not args.image.startswith(("http://", "https://")):
+        check_regular_file(args.image, "image file")  # before any file or span is written
     if args.out is not None:
         start_output_file(args.out)
     telemetry = setup_tracing(exporters, out=args.out, console=sys.stdout)
@@ -114,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
             trace_layers=args.layers,
             flops=args.flops,
         )
+    if telemetry.file_problem is not None:  # spans lost are never reported as written
+        raise UserError(telemetry.file_problem)
     if args.out is not None:
         print(f"trace written to {args.out}", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ from yolospan.cli._args import (
     positive_int,
     start_output_file,
 )
+from yolospan.errors import UserError
 
 _DESCRIPTION = """\
 Train a YOLOv5 model on a YOLO-format dataset (images/ and labels/, with train/ and val/
@@ -130,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         result = trainer.fit(
             tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
         )
+    if telemetry.file_problem is not None:  # spans lost are never reported as written
+        raise UserError(telemetry.file_problem)
     print(f"run {result.run_id}: {result.steps} steps", file=sys.stderr)
     if result.checkpoint is not None:
         print(f"checkpoint saved to {result.checkpoint}", file=sys.stderr)

@@ -16,14 +16,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from yolospan.data.labels import LabelProblem, read_label_file
 from yolospan.errors import UserError
+from yolospan.inputs import load_yaml, read_regular_file
 from yolospan.yolo.errors import ImageError
 from yolospan.yolo.images import letterbox, load_image
+from yolospan.yolo.limits import MAX_NC
 
 __all__ = [
     "DATA_FILE",
@@ -76,25 +77,48 @@ class _Item:
 def read_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
     """``nc`` and ``names`` from ``root/data.yaml`` (either may be given; names imply nc)."""
     path = Path(root) / DATA_FILE
-    if not path.is_file():
+    if not path.exists():
         return DatasetInfo(None, None)
     try:
-        content: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise DatasetError(f"{path}: cannot read ({str(error).splitlines()[0]})") from None
+        data = read_regular_file(path, "dataset file", max_bytes=_MAX_DATA_BYTES)
+        content: Any = load_yaml(data.decode("utf-8"), str(path), error=DatasetError)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a YAML file (not UTF-8 text)") from None
+    except UserError as error:
+        raise DatasetError(str(error)) from None
     if not isinstance(content, dict):
         raise DatasetError(f"{path}: expected a mapping with nc and names")
     names = content.get("names")
     if isinstance(names, dict):  # upstream also accepts {0: person, 1: car}
-        names = [names[key] for key in sorted(names)]
+        names = _names_by_index(path, names)
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise DatasetError(f"{path}: names must be a list of strings")
     nc = content.get("nc", len(names) if names is not None else None)
     if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc < 1):
-        raise DatasetError(f"{path}: nc must be a positive integer, got {nc!r}")
+        raise DatasetError(f"{path}: nc must be a positive integer, got {_shown(nc)}")
+    if nc is not None and nc > MAX_NC:
+        raise DatasetError(f"{path}: nc {nc} is above the limit of {MAX_NC} classes")
     if names is not None and nc != len(names):
         raise DatasetError(f"{path}: nc is {nc} but {len(names)} names are given")
     return DatasetInfo(nc, tuple(names) if names is not None else None)
+
+
+_MAX_DATA_BYTES = 1 << 20
+
+
+def _names_by_index(path: Path, names: dict[Any, Any]) -> list[Any]:
+    """``{0: person, 1: car}`` as a list; the keys must be exactly 0..n-1."""
+    keys = list(names)
+    if not all(isinstance(key, int) and not isinstance(key, bool) for key in keys) or sorted(keys) != list(
+        range(len(keys))
+    ):
+        raise DatasetError(f"{path}: names given as a mapping must have the keys 0, 1, ... {len(keys) - 1}")
+    return [names[key] for key in range(len(keys))]
+
+
+def _shown(value: object) -> str:
+    text = repr(value) if isinstance(value, (str, int, float)) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def split_dirs(root: str | os.PathLike[str], split: str | None = None) -> tuple[Path, Path]:

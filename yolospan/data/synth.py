@@ -18,8 +18,16 @@ from PIL import Image, ImageDraw
 
 from yolospan.data.dataset import DATA_FILE, DatasetError
 from yolospan.data.labels import format_label_line
+from yolospan.yolo.limits import MAX_NC
 
-__all__ = ["SHAPES", "SynthReport", "synth_dataset"]
+__all__ = ["MAX_SEED", "MAX_SYNTH_IMAGES", "MAX_SYNTH_IMGSZ", "SHAPES", "SynthReport", "synth_dataset"]
+
+MAX_SYNTH_IMAGES = 10_000
+"""Images per split `synth_dataset` writes at most."""
+MAX_SYNTH_IMGSZ = 4096
+"""Longest image side `synth_dataset` draws."""
+MAX_SEED = 2**63 - 1
+"""Seeds are 0 to this (a non-negative 64-bit integer)."""
 
 SHAPES = ("rectangle", "ellipse", "triangle", "cross")
 """Shape kinds in class order: class ``c`` is ``SHAPES[c % 4]``."""
@@ -65,15 +73,12 @@ def synth_dataset(
     ``imgsz`` is the long side of each image. An existing dataset at ``root`` is an error rather
     than something to merge into.
     """
-    if images < 1:
-        raise DatasetError(f"--images must be at least 1, got {images}")
-    if imgsz < 32:
-        raise DatasetError(f"--imgsz must be at least 32 pixels, got {imgsz}")
-    if nc < 1:
-        raise DatasetError(f"--nc must be at least 1, got {nc}")
+    _within("--images", images, 1, MAX_SYNTH_IMAGES)
+    _within("--imgsz", imgsz, 32, MAX_SYNTH_IMGSZ, " pixels")
+    _within("--nc", nc, 1, MAX_NC)
+    _within("--seed", seed, 0, MAX_SEED)
     val_count = max(1, images // 4) if val_images is None else val_images
-    if val_count < 0:
-        raise DatasetError(f"--val-images must not be negative, got {val_count}")
+    _within("--val-images", val_count, 0, MAX_SYNTH_IMAGES)
     base = Path(root)
     if (base / "images").exists() or (base / "labels").exists():
         raise DatasetError(f"{base}: already holds images/ or labels/; choose an empty folder")
@@ -101,6 +106,13 @@ def synth_dataset(
     except OSError as error:
         raise DatasetError(f"{base}: cannot write the dataset ({error.strerror or error})") from None
     return SynthReport(base, images, val_count, boxes, nc)
+
+
+def _within(option: str, value: int, low: int, high: int, unit: str = "") -> None:
+    if value < low:
+        raise DatasetError(f"{option} must be at least {low}{unit}, got {value}")
+    if value > high:
+        raise DatasetError(f"{option} must be at most {high}{unit}, got {value}")
 
 
 def _draw(rng: np.random.Generator, imgsz: int, nc: int) -> tuple[Image.Image, list[str]]:

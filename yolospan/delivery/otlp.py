@@ -11,12 +11,16 @@ read by the official exporters themselves.
 from __future__ import annotations
 
 import os
+import re
 from typing import Final
 
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_METRICS_HEADERS,
     OTEL_EXPORTER_OTLP_PROTOCOL,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS,
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 )
 from opentelemetry.sdk.metrics.export import MetricExporter
@@ -28,6 +32,7 @@ from yolospan.errors import UserError
 __all__ = [
     "DEFAULT_PROTOCOL",
     "PROTOCOLS",
+    "check_headers",
     "otlp_endpoint",
     "otlp_exporter",
     "otlp_metric_exporter",
@@ -43,6 +48,45 @@ DEFAULT_PROTOCOL: Final = "http/protobuf"
 _HTTP_TRACES_PATH: Final = "v1/traces"
 _HTTP_METRICS_PATH: Final = "v1/metrics"
 _DEFAULT_ENDPOINTS: Final = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+
+
+# The header syntax the exporters accept (W3C baggage style, as the SDK's liberal parser reads it):
+# key=value pairs separated by commas; a key is an HTTP token, a value URL-encoded (spaces allowed).
+_HEADER_KEY = re.compile(r"[\x21\x23-\x27\x2a\x2b\x2d\x2e\x30-\x39\x41-\x5a\x5e-\x7a\x7c\x7e]+")
+_HEADER_VALUE = re.compile(r"[\x20\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_HEADER_DELIMITER = re.compile(r"[ \t]*,[ \t]*")
+_HEADER_VARIABLES: Final = (
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+    OTEL_EXPORTER_OTLP_METRICS_HEADERS,
+)
+
+
+def check_headers() -> None:
+    """Raise `UserError` when an ``OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]HEADERS`` entry is malformed.
+
+    The SDK would skip such an entry with a warning that quotes it, value and all, and a header
+    usually carries a secret. The message here says which entry and which key (when the key
+    itself is well-formed), never the value.
+    """
+    for variable in _HEADER_VARIABLES:
+        text = os.environ.get(variable)
+        if not text:
+            continue
+        for number, entry in enumerate(_HEADER_DELIMITER.split(text.strip()), start=1):
+            if not entry:
+                continue
+            key, equals, value = entry.partition("=")
+            key, value = key.strip(), value.strip()
+            if not equals:
+                problem = "has no '=' (write key=value pairs separated by commas)"
+            elif not _HEADER_KEY.fullmatch(key):
+                problem = "has a key that is not a valid header name"
+            elif not _HEADER_VALUE.fullmatch(value):
+                problem = f"(key {key!r}) has a value with characters that must be URL-encoded"
+            else:
+                continue
+            raise UserError(f"{variable}: entry {number} {problem}; the value is not shown")
 
 
 def resolve_protocol(explicit: str | None = None) -> str:
@@ -69,6 +113,7 @@ def otlp_exporter(protocol: str | None = None, *, endpoint: str | None = None) -
     Invalid exporter settings in the environment raise `UserError`.
     """
     chosen = resolve_protocol(protocol)
+    check_headers()
     try:
         if chosen == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.exporter import InvalidCompressionValueException
@@ -91,6 +136,7 @@ def otlp_exporter(protocol: str | None = None, *, endpoint: str | None = None) -
 def otlp_metric_exporter(protocol: str | None = None, *, endpoint: str | None = None) -> MetricExporter:
     """The official OTLP metric exporter, as `otlp_exporter` (``/v1/metrics`` is appended for HTTP)."""
     chosen = resolve_protocol(protocol)
+    check_headers()
     try:
         if chosen == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (

@@ -2,14 +2,14 @@
 
 Each line of a trace file is one OTLP request; lines are re-exported in order with the official
 exporters, ids unchanged. A spool file is removed once every line was acknowledged, or rewritten
-(atomically) to the lines still undelivered, so sending twice never duplicates; files outside
-the spool are never changed. A malformed file is skipped whole, before any of it is sent.
+(atomically) to the lines still undelivered, so sending again never resends an acknowledged line;
+files outside the spool are never changed. A malformed file is skipped whole, before any of it is sent.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +18,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from yolospan.delivery._exporter_logs import ExporterLogs, Failure, describe_failure
+from yolospan.delivery._refusal import refusal_probe
 from yolospan.delivery.otlp import otlp_endpoint, otlp_exporter
 from yolospan.delivery.spool import in_spool, replace_lines, spool_dir, trace_files
 from yolospan.errors import UserError
 from yolospan.export.tracefile import TraceFileError, read_trace_lines
+from yolospan.inputs import check_regular_file
 
 __all__ = ["FileDelivery", "SendReport", "collect_trace_files", "send", "send_files"]
 
@@ -74,7 +76,7 @@ def collect_trace_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         if given.is_dir():
             files.extend(trace_files(given))
         elif given.exists():
-            files.append(given)
+            files.append(check_regular_file(given, "trace file"))  # never read a device or FIFO
         elif given.expanduser().absolute() != spool_dir().absolute():
             raise UserError(f"{given}: no such file or directory")
     unique: dict[Path, Path] = {}
@@ -83,11 +85,19 @@ def collect_trace_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return list(unique.values())
 
 
-def send_files(files: Sequence[Path], exporter: SpanExporter, *, endpoint: str) -> SendReport:
+def send_files(
+    files: Sequence[Path],
+    exporter: SpanExporter,
+    *,
+    endpoint: str,
+    refused: Callable[[], bool] | None = None,
+) -> SendReport:
     """Deliver ``files`` through ``exporter`` (shut down afterwards) and report on each.
 
     After a failure the collector is likely down, so the remaining files are not attempted,
     unless it refused that one request's content (HTTP 400/413, gRPC INVALID_ARGUMENT).
+    ``refused``, when given, is asked before each request whether the collector refuses
+    connections right now; then that request fails at once instead of being retried.
     """
     spool = spool_dir()
     results: list[FileDelivery] = []
@@ -97,7 +107,9 @@ def send_files(files: Sequence[Path], exporter: SpanExporter, *, endpoint: str) 
             if stopped:
                 results.append(FileDelivery(path, spans=0, attempted=False, problem="not attempted"))
                 continue
-            result, failure = _deliver(path, exporter, logs, spool_file=in_spool(path, spool))
+            result, failure = _deliver(
+                path, exporter, logs, spool_file=in_spool(path, spool), refused=refused
+            )
             results.append(result)
             stopped = failure is not None and not failure.permanent
     return SendReport(endpoint=endpoint, files=tuple(results))
@@ -115,7 +127,12 @@ def _quiet(exporter: SpanExporter) -> Iterator[ExporterLogs]:
 
 
 def _deliver(
-    path: Path, exporter: SpanExporter, logs: ExporterLogs, *, spool_file: bool
+    path: Path,
+    exporter: SpanExporter,
+    logs: ExporterLogs,
+    *,
+    spool_file: bool,
+    refused: Callable[[], bool] | None = None,
 ) -> tuple[FileDelivery, Failure | None]:
     try:
         lines = read_trace_lines(path)
@@ -124,7 +141,7 @@ def _deliver(
     total = sum(len(line.spans) for line in lines)
     delivered = 0
     for index, line in enumerate(lines):
-        failure = _export(line.spans, exporter, logs)
+        failure = _export(line.spans, exporter, logs, refused)
         if failure is not None:
             remaining = [later.text for later in lines[index:]]
             kept = total - delivered
@@ -148,9 +165,16 @@ def _deliver(
     return FileDelivery(path, spans=total, delivered=delivered, removed=True), None
 
 
-def _export(spans: list[ReadableSpan], exporter: SpanExporter, logs: ExporterLogs) -> Failure | None:
+def _export(
+    spans: list[ReadableSpan],
+    exporter: SpanExporter,
+    logs: ExporterLogs,
+    refused: Callable[[], bool] | None = None,
+) -> Failure | None:
     if not spans:
         return None
+    if refused is not None and refused():
+        return Failure("connection refused")
     with logs.capture() as records:
         try:
             result = exporter.export(spans)
@@ -173,4 +197,5 @@ def send(
     """
     files = collect_trace_files(paths)
     where = otlp_endpoint(protocol, endpoint=endpoint)
-    return send_files(files, otlp_exporter(protocol, endpoint=endpoint), endpoint=where)
+    exporter = otlp_exporter(protocol, endpoint=endpoint)
+    return send_files(files, exporter, endpoint=where, refused=refusal_probe(where))

@@ -18,7 +18,7 @@ import shlex
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +81,21 @@ class SpoolingExporter(SpanExporter):
     ``capacity`` is how many spans the batch processor can hold (queue plus one batch): a span
     older than that which is still unacknowledged was dropped by the processor and is spooled.
     The exporter's own failure logs are kept off the screen; `finish` reports the outcome.
+    ``refused``, when given, is asked before each export whether the collector refuses
+    connections right now (`yolospan.delivery._refusal`); then the batch is spooled at once.
     """
 
-    def __init__(self, inner: SpanExporter, *, spool_dir: Path, endpoint: str, capacity: int) -> None:
+    def __init__(
+        self,
+        inner: SpanExporter,
+        *,
+        spool_dir: Path,
+        endpoint: str,
+        capacity: int,
+        refused: Callable[[], bool] | None = None,
+    ) -> None:
         self.inner = inner
+        self._refused = refused
         self.spool_dir = spool_dir
         self.endpoint = endpoint
         self._capacity = capacity + _REORDER_SLACK
@@ -121,6 +132,9 @@ class SpoolingExporter(SpanExporter):
                 self._in_flight[_key(span)] = self._in_flight.get(_key(span), 0) + 1
         if not batch:
             return SpanExportResult.SUCCESS
+        if self._refused is not None and self._refused():  # nobody listens: no retries, spool now
+            self._settle(batch, delivered=False, reason="connection refused")
+            return SpanExportResult.FAILURE
         error: Exception | None = None
         with self._logs.capture() as records:
             try:

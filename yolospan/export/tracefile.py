@@ -10,15 +10,19 @@ scope, so a file can be re-exported unchanged to a collector or queried like liv
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.exporter.otlp.json.file import FileSpanExporter
+from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
 from opentelemetry.proto_json.collector.trace.v1.trace_service import ExportTraceServiceRequest
 from opentelemetry.proto_json.common.v1.common import AnyValue, KeyValue
 from opentelemetry.proto_json.common.v1.common import InstrumentationScope as JsonScope
@@ -33,6 +37,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.util.types import AnyValue as SdkValue
 
 from yolospan.errors import UserError
+from yolospan.inputs import check_regular_file
 
 __all__ = [
     "TRACE_FILE_SUFFIX",
@@ -74,26 +79,98 @@ class TraceFileError(UserError):
 class TraceFileExporter(SpanExporter):
     """Appends each exported batch to ``path`` as one OTLP JSON line, creating parent directories.
 
-    Each line is flushed when written, so a crash loses at most the batch being written.
+    Each line is written unbuffered, so a crash loses at most the batch being written. A batch
+    that cannot be written (a full disk, an I/O error) is counted in `lost` and, when ``save``
+    is given (the spool's writer, which lives above this module), handed to it (`saved`,
+    `saved_files`) so nothing is silently gone; `problem` then says what happened in one line.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        save: Callable[[Sequence[ReadableSpan]], Path] | None = None,
+    ) -> None:
         self.path = Path(path)
+        self._save_elsewhere = save
+        self.lost = 0
+        """Spans that could not be written to ``path``."""
+        self.saved = 0
+        """Of those, spans written to the spool instead."""
+        self.saved_files: list[Path] = []
+        self._error: str | None = None
+        self._spool_error: str | None = None
+        self._lock = threading.Lock()
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = FileSpanExporter(self.path)
+            self._file = self.path.open("ab", buffering=0)
         except OSError as error:
             raise TraceFileError(f"cannot write trace file {self.path}: {error.strerror or error}") from error
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result: SpanExportResult = self._file.export(spans)
-        return result
+        if not spans:
+            return SpanExportResult.SUCCESS
+        line = (json.dumps(encode_spans(spans).to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
+        with self._lock:
+            if self._closed:
+                return SpanExportResult.FAILURE
+            try:
+                _write_all(self._file, line)
+                return SpanExportResult.SUCCESS
+            except OSError as error:
+                self.lost += len(spans)
+                self._error = self._error or (error.strerror or str(error))
+        self._save(spans)
+        return SpanExportResult.FAILURE
+
+    def _save(self, spans: Sequence[ReadableSpan]) -> None:
+        if self._save_elsewhere is None:
+            return
+        try:
+            path = self._save_elsewhere(spans)
+        except OSError as error:
+            with self._lock:
+                self._spool_error = self._spool_error or (error.strerror or str(error))
+            return
+        with self._lock:
+            self.saved += len(spans)
+            self.saved_files.append(path)
+
+    @property
+    def problem(self) -> str | None:
+        """One line on the spans that did not reach the file (None when all did)."""
+        with self._lock:
+            if not self.lost:
+                return None
+            message = f"{self.path}: {self.lost} spans could not be written ({self._error})"
+            if self.saved:
+                message += f"; {self.saved} of them were saved to {self.saved_files[0].parent}"
+            if self.saved < self.lost:
+                lost = self.lost - self.saved
+                why = f" ({self._spool_error})" if self._spool_error else ""
+                message += f"; {lost} spans are lost{why}"
+            return message
 
     def shutdown(self) -> None:
-        self._file.shutdown()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(OSError):  # unbuffered: nothing is pending, so nothing is lost
+                self._file.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True  # every line is flushed as it is written
+        return True  # every line is written as it comes
+
+
+def _write_all(file: io.RawIOBase, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
 
 
 def read_trace_file(path: str | os.PathLike[str]) -> list[ReadableSpan]:
@@ -120,6 +197,11 @@ def read_trace_lines(path: str | os.PathLike[str]) -> list[TraceLine]:
     Raises `TraceFileError` like `read_trace_file`.
     """
     source = Path(path)
+    if source.exists() and not source.is_file():  # a device or FIFO would be read forever
+        try:
+            check_regular_file(source, "trace file")
+        except UserError as error:
+            raise TraceFileError(str(error)) from None
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -140,12 +222,20 @@ def _decode_line(line: str, path: Path, number: int) -> list[ReadableSpan]:
         data = json.loads(line)
     except json.JSONDecodeError as error:
         raise TraceFileError(f"{path}:{number}: not JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise TraceFileError(f"{path}:{number}: not a trace file (JSON nested too deeply)") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:120]
+        raise TraceFileError(f"{path}:{number}: not a trace file ({reason})") from None
     if not isinstance(data, dict) or "resourceSpans" not in data:
         raise TraceFileError(f"{path}:{number}: not an OTLP ExportTraceServiceRequest (no 'resourceSpans')")
     try:
         return spans_from_request(data)
     except (TypeError, ValueError, AttributeError, KeyError) as error:
-        raise TraceFileError(f"{path}:{number}: malformed OTLP JSON: {error}") from None
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise TraceFileError(f"{path}:{number}: malformed OTLP JSON: {reason}") from None
+    except RecursionError:
+        raise TraceFileError(f"{path}:{number}: malformed OTLP JSON (values nested too deeply)") from None
 
 
 def spans_from_request(data: Mapping[str, Any]) -> list[ReadableSpan]:

@@ -118,7 +118,22 @@ class Outcome:
 
 def parse_expectation(text: str) -> Expectation:
     """Parse one expectation; ExpectationError names the problem and its column."""
-    return _Parser(text).expectation()
+    if len(text) > _MAX_EXPECTATION:
+        raise ExpectationError(
+            f"bad expectation {_shown(text)}: {len(text)} characters (limit {_MAX_EXPECTATION})"
+        )
+    try:
+        return _Parser(text).expectation()
+    except RecursionError:
+        raise ExpectationError(f"bad expectation {_shown(text)}: nested too deeply") from None
+
+
+_MAX_EXPECTATION = 4096
+
+
+def _shown(text: str) -> str:
+    """The expectation as messages quote it: a long one cut, so the message stays one short line."""
+    return repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
 
 
 class _Parser:
@@ -130,7 +145,7 @@ class _Parser:
 
     def fail(self, message: str, at: int | None = None) -> ExpectationError:
         column = (self.pos if at is None else at) + 1
-        return ExpectationError(f"bad expectation {self.text!r}: {message} at column {column}")
+        return ExpectationError(f"bad expectation {_shown(self.text)}: {message} at column {column}")
 
     def skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():

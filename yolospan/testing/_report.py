@@ -75,9 +75,12 @@ def render_tree(
             keep.add(span.index)
             span = span.parent
     roots = [span for span in spans if span.parent is None]
-    deepest = max(len(span.ancestors()) for span in spans)
+    # Summarising at a depth changes the tree only where a span there has several children.
+    forks = sorted({_depth(span) for span in spans if len(span.children) > 1}, reverse=True)
+    if len(forks) > _MAX_LIMITS:  # a pathological recording: try a spread of them, not all
+        forks = forks[:: -(-len(forks) // _MAX_LIMITS)]
     lines: list[tuple[str, int | None]] = []
-    for limit in [None, *range(deepest, 0, -1)]:
+    for limit in [None, *forks]:
         lines = []
         for position, root in enumerate(roots):
             _render(root, "", position == len(roots) - 1, 0, limit, marks, keep, lines, top=True)
@@ -122,18 +125,37 @@ def _render(
     *,
     top: bool = False,
 ) -> None:
-    branch = "" if top else ("└─ " if last else "├─ ")
-    mark = f"  ◀ {marks[span.index]}" if span.index in marks else ""
-    out.append((f"{lead}{branch}#{span.index} {describe(span)}{mark}", span.index))
-    below = lead if top else lead + ("   " if last else "│  ")
-    children = list(span.children)
-    if not children:
-        return
-    if limit is not None and depth >= limit and span.index not in keep and len(children) > 1:
-        out.append((f"{below}└─ {_summary(span)}", None))
-        return
-    for position, child in enumerate(children):
-        _render(child, below, position == len(children) - 1, depth + 1, limit, marks, keep, out)
+    """Depth first, with an explicit stack: a recording may nest deeper than Python recurses."""
+    stack = [(span, lead, last, depth, top)]
+    while stack:
+        span, lead, last, depth, top = stack.pop()
+        branch = "" if top else ("└─ " if last else "├─ ")
+        mark = f"  ◀ {marks[span.index]}" if span.index in marks else ""
+        out.append((f"{lead}{branch}#{span.index} {describe(span)}{mark}", span.index))
+        below = lead if top else lead + ("   " if last else "│  ")
+        if len(below) > _MAX_LEAD:  # a very deep chain: keep each line short, mark the cut
+            below = "…" + below[-(_MAX_LEAD - 1) :]
+        children = list(span.children)
+        if not children:
+            continue
+        if limit is not None and depth >= limit and span.index not in keep and len(children) > 1:
+            out.append((f"{below}└─ {_summary(span)}", None))
+            continue
+        for position in range(len(children) - 1, -1, -1):
+            stack.append((children[position], below, position == len(children) - 1, depth + 1, False))
+
+
+def _depth(span: SpanView) -> int:
+    depth = 0
+    parent = span.parent
+    while parent is not None:
+        depth += 1
+        parent = parent.parent
+    return depth
+
+
+_MAX_LEAD = 90  # characters of indentation at most
+_MAX_LIMITS = 32  # summarising depths tried at most
 
 
 def _summary(span: SpanView) -> str:

@@ -296,6 +296,7 @@ class _Recording:
             if parent is not None:
                 recorded.parent = by_key.get((trace_id, parent.span_id))
         wrapped = list(by_key.values())
+        _break_cycles(wrapped)
         if clock is not None and all(key in clock for key in by_key):
             ticks = {id(by_key[key]): clock[key] for key in by_key}
         else:
@@ -368,3 +369,20 @@ def _ticks_from_timestamps(spans: list[RecordedSpan]) -> dict[int, tuple[int, in
     for tick, (_, _, _, position, which) in enumerate(events):
         ticks[id(spans[position])][which] = tick
     return {key: (pair[0], pair[1]) for key, pair in ticks.items()}
+
+
+def _break_cycles(spans: Sequence[RecordedSpan]) -> None:
+    """Make the parent links a forest: a file may claim a span is its own (grand)parent, which would
+    send every walk up the tree round for ever. The link that closes a loop is dropped."""
+    done: set[int] = set()
+    for span in spans:
+        path: list[RecordedSpan] = []
+        on_path: set[int] = set()
+        node: RecordedSpan | None = span
+        while node is not None and id(node) not in done and id(node) not in on_path:
+            path.append(node)
+            on_path.add(id(node))
+            node = node.parent
+        if node is not None and id(node) in on_path:
+            path[-1].parent = None
+        done.update(on_path)

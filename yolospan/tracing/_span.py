@@ -26,6 +26,9 @@ def span(
 ) -> Iterator[trace.Span]:
     """A span for one unit of work, current inside the block; an exception marks it ERROR and propagates.
 
+    An interrupt (``KeyboardInterrupt``, the CLI's SIGTERM, ``SystemExit``) marks it ERROR too: the
+    work did not finish.
+
     ``phase`` names the phase the work belongs to: forwards run inside carry it as
     ``yolospan.phase``. With ``module``, its forwards inside the block are traced even if nobody
     instrumented it (temporarily, and only when the span is recording).
@@ -44,7 +47,15 @@ def span(
                 current.set_attributes(own)
             if module is not None and instrumentation_of(module) is None:
                 cleanup.enter_context(instrument(module, layers=layers, tracer_provider=tracer_provider))
-        yield current
+        try:
+            yield current
+        except Exception:
+            raise  # the SDK records it and sets ERROR
+        except BaseException as interrupt:  # Ctrl-C, SIGTERM in the CLI, SystemExit: the SDK skips these
+            if current.is_recording():
+                current.record_exception(interrupt, escaped=True)
+                current.set_status(trace.Status(trace.StatusCode.ERROR, type(interrupt).__name__))
+            raise
 
 
 @contextmanager

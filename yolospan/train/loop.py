@@ -36,6 +36,7 @@ from yolospan.train.optim import Schedule, build_optimizer
 from yolospan.train.progress import ProgressBar
 from yolospan.train.tracing import TrainingRun
 from yolospan.yolo import create_model, resolve_device
+from yolospan.yolo.limits import MAX_IMGSZ, MAX_NC
 from yolospan.yolo.model import DetectionModel
 
 __all__ = ["EpochSummary", "TrainConfig", "TrainResult", "Trainer"]
@@ -370,8 +371,12 @@ def _check_config(config: TrainConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if config.workers < 0:
         raise UserError(f"--workers must not be negative, got {config.workers}")
-    if config.nc is not None and config.nc < 1:
-        raise UserError(f"--nc must be at least 1, got {config.nc}")
+    if config.nc is not None and not 1 <= config.nc <= MAX_NC:
+        raise UserError(f"--nc must be between 1 and {MAX_NC}, got {config.nc}")
+    if config.imgsz > MAX_IMGSZ:
+        raise UserError(f"--imgsz {config.imgsz} is above the limit of {MAX_IMGSZ}")
+    if not 0 <= config.seed < 2**63:
+        raise UserError(f"--seed must be between 0 and {2**63 - 1}, got {config.seed}")
     if config.imgsz % _MIN_STRIDE_MULTIPLE:
         raise UserError(f"--imgsz must be a multiple of {_MIN_STRIDE_MULTIPLE}, got {config.imgsz}")
     if not Path(config.data).is_dir():

@@ -39,7 +39,14 @@ def build_layers(spec: ModelSpec) -> DetectionModel:
     saved: set[int] = set()
     for layer in spec.layers:
         inputs = [spec.ch if (j == -1 and layer.index == 0) else channels[j] for j in layer.sources]
-        module, out_ch = _build_layer(spec, layer, inputs, outputs_per_level)
+        try:
+            module, out_ch = _build_layer(spec, layer, inputs, outputs_per_level)
+        except (ValueError, RuntimeError, TypeError, ZeroDivisionError, OverflowError) as error:
+            # e.g. groups that do not divide the channels: the module's own check, reported by row
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ConfigError(
+                f"{spec.label}: {layer.where}: {layer.module} cannot be built: {reason}"
+            ) from None
         layers.append(module)
         routes.append(Route(layer.sources if layer.multi_source else layer.sources[0], layer.entry.type_name))
         saved.update(j % layer.index for j in layer.sources if j != -1)

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-
+from yolospan.errors import UserError
+from yolospan.inputs import load_yaml, read_regular_file
 from yolospan.yolo.errors import ConfigError
 
 __all__ = ["RawConfig", "config_dir", "read_config", "shipped_configs"]
 
 _MAX_BYTES = 1 << 20  # far above any real config; keeps a wrong file from being parsed at length
+_MAX_NODES = 10_000  # YAML nodes, aliases expanded: a shipped config has about 400
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -79,12 +80,9 @@ def read_config(cfg: str | os.PathLike[str]) -> RawConfig:
 
 def _read_file(path: Path, label: str) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > _MAX_BYTES:
-            raise ConfigError(f"{label}: {size} bytes is too large for a model config (limit {_MAX_BYTES})")
-        return path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{label}: cannot read the config: {error.strerror or error}") from None
+        return read_regular_file(path, "model config", max_bytes=_MAX_BYTES)
+    except UserError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _parse(name: str, label: str, data: bytes) -> RawConfig:
@@ -92,16 +90,7 @@ def _parse(name: str, label: str, data: bytes) -> RawConfig:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{label}: not a YAML config (the file is not UTF-8 text)") from None
-    try:
-        parsed = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = error.problem or error.context or "malformed YAML"
-        raise ConfigError(f"{label}: not valid YAML: {problem}{where}") from None
-    except yaml.YAMLError as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"{label}: not valid YAML: {first_line}") from None
+    parsed = load_yaml(text, label, max_nodes=_MAX_NODES, error=ConfigError)
     if parsed is None:
         raise ConfigError(f"{label}: the config is empty")
     return RawConfig(name, label, parsed)

@@ -34,6 +34,7 @@ from yolospan.yolo.lifecycle import (
     info_profile,
     stride_probe,
 )
+from yolospan.yolo.limits import check_model
 from yolospan.yolo.model import DetectionModel
 from yolospan.yolo.spec import ModelSpec, load_spec
 
@@ -73,6 +74,7 @@ def build_model(
     override the config's.
     """
     spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)  # a bad config fails before any span
+    check_model(spec)  # as does one that cannot be built or run, or is beyond the limits
     with span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
         built = _build(spec, root)
         probe = stride_probe(built.model, tracer_provider=tracer_provider, trace_layers=trace_layers)
@@ -108,6 +110,7 @@ def create_model(
     picture = load_image(image) if image is not None else None  # a bad image fails before the build
     check_imgsz(imgsz)
     spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)
+    check_model(spec, (imgsz,))
     counting = nullcontext() if flops is None else flop_methods(_flop_methods(flops))
     with counting, span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
         built = _build(spec, root)

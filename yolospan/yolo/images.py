@@ -22,6 +22,7 @@ from yolospan.yolo.errors import ImageError
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
+    "MAX_IMAGE_PIXELS",
     "ImageSource",
     "LoadedImage",
     "PreparedImage",
@@ -33,6 +34,9 @@ __all__ = [
 
 ImageSource = str | os.PathLike[str] | Image.Image | np.ndarray | None
 """What the AMP check accepts as its image; None means `default_image`."""
+
+MAX_IMAGE_PIXELS = 1 << 26
+"""Pixels an image may have (67 million, e.g. 8192x8192); checked from the header, before decoding."""
 
 DEFAULT_IMAGE_SIZE = (1080, 810)
 """(height, width) of the generated default picture: upstream's bus.jpg geometry."""
@@ -103,7 +107,7 @@ def letterbox(
     """
     height, width = pixels.shape[:2]
     gain = min(shape[0] / height, shape[1] / width)
-    new_w, new_h = round(width * gain), round(height * gain)
+    new_w, new_h = max(round(width * gain), 1), max(round(height * gain), 1)  # a 100000x1 image keeps a row
     dw, dh = (shape[1] - new_w) / 2, (shape[0] - new_h) / 2
     if (new_h, new_w) != (height, width):
         pixels = _resize(pixels, new_h, new_w)
@@ -125,7 +129,7 @@ def prepare_image(
     image = source if isinstance(source, LoadedImage) else load_image(source)
     height, width = image.pixels.shape[:2]
     scale = size / max(height, width)
-    target = tuple(math.ceil(int(side * scale) / stride) * stride for side in (height, width))
+    target = tuple(max(math.ceil(int(side * scale) / stride), 1) * stride for side in (height, width))
     pixels, gain, pad = letterbox(image.pixels, (target[0], target[1]))
     chw = np.ascontiguousarray(pixels.transpose(2, 0, 1))
     tensor = torch.from_numpy(chw).to(device=device, dtype=dtype).div_(255).unsqueeze(0)
@@ -145,7 +149,8 @@ def _from_path(source: str | os.PathLike[str]) -> LoadedImage:
     if not path.is_file():
         raise ImageError(f"{text}: not a file; give the path of an image")
     try:
-        with Image.open(path) as opened:
+        with Image.open(path) as opened:  # reads the header only: the size is known before decoding
+            _check_size(opened.width, opened.height, text)
             opened.load()
             pixels = _pil_pixels(opened)
     except UnidentifiedImageError:
@@ -156,9 +161,17 @@ def _from_path(source: str | os.PathLike[str]) -> LoadedImage:
     return LoadedImage(pixels, text)
 
 
+def _check_size(width: int, height: int, name: str) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(
+            f"{name}: {width}x{height} pixels is above the limit of {MAX_IMAGE_PIXELS} pixels per image"
+        )
+
+
 def _pil_pixels(image: Image.Image) -> np.ndarray:
     if image.width == 0 or image.height == 0:
         raise ImageError(f"the image is empty ({image.width}x{image.height} pixels)")
+    _check_size(image.width, image.height, getattr(image, "filename", "") or "PIL image")
     oriented = ImageOps.exif_transpose(image)
     return np.asarray(oriented.convert("RGB"))
 
@@ -176,6 +189,7 @@ def _array_pixels(array: np.ndarray) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageError(f"the image is empty (shape {array.shape})")
+    _check_size(array.shape[1], array.shape[0], "numpy image")
     if array.shape[2] == 1:
         return np.repeat(array, 3, axis=2)
     return np.ascontiguousarray(array[:, :, :3])

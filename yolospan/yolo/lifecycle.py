@@ -25,6 +25,7 @@ from yolospan.tracing import invalidate_flops, phase
 from yolospan.yolo.builder import build_layers
 from yolospan.yolo.fuse import fuse_convs
 from yolospan.yolo.heads import Detect
+from yolospan.yolo.limits import MAX_IMGSZ
 from yolospan.yolo.model import DetectionModel
 from yolospan.yolo.spec import ModelSpec
 
@@ -255,6 +256,8 @@ def check_imgsz(imgsz: object) -> int:
     """The profile's image size, validated: a positive integer (``--imgsz`` reaches here unchanged)."""
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1:
         raise UserError(f"imgsz must be an integer >= 1, got {imgsz!r}")
+    if imgsz > MAX_IMGSZ:
+        raise UserError(f"imgsz {imgsz} is above the limit of {MAX_IMGSZ}")
     return imgsz
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from yolospan.yolo.configs import RawConfig, read_config
 from yolospan.yolo.errors import ConfigError
+from yolospan.yolo.limits import MAX_NC, check_spec
 from yolospan.yolo.registry import REGISTRY, ModuleEntry, Role, lookup
 
 __all__ = ["Anchors", "LayerSpec", "ModelSpec", "load_spec", "parse_spec"]
@@ -104,6 +106,8 @@ def parse_spec(
     spec_nc = _positive_int(f"{label}: nc", data["nc"])
     if nc is not None:
         spec_nc = _positive_int("nc override", nc)
+        if spec_nc > MAX_NC:
+            raise ConfigError(f"nc override {spec_nc} is above the limit of {MAX_NC} classes")
     spec_anchors = _anchors(f"{label}: anchors", data["anchors"])
     if anchors is not None:
         spec_anchors = _anchors("anchors override", anchors)
@@ -118,7 +122,7 @@ def parse_spec(
         for index, (section, row, values) in enumerate(rows)
     )
     _check_head(label, layers, spec_anchors)
-    return ModelSpec(
+    spec = ModelSpec(
         name=raw.name,
         label=label,
         nc=spec_nc,
@@ -128,6 +132,8 @@ def parse_spec(
         ch=spec_ch,
         layers=layers,
     )
+    check_spec(spec)  # the numbers within yolospan's limits (see docs/limits.md)
+    return spec
 
 
 # --- top level --------------------------------------------------------------------------------
@@ -309,7 +315,13 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+_REPR = reprlib.Repr()  # bounded at every level (Python 3.11 has no keyword arguments for these)
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 6, 6, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 40
+
+
 def _show(value: object, limit: int = 60) -> str:
-    """A value for a one-line message: repr, single-line, truncated."""
-    text = repr(value).replace("\n", " ")
+    """A value for a one-line message: a bounded repr (never the whole of a large or deep value),
+    single-line, truncated."""
+    text = _REPR.repr(value).replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
