@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolospan.cli._args import choose_exporters, exporter_list, positive_int, start_output_file
+from yolospan.cli._args import choose_exporters, exporter_list, positive_int, start_output_file, written
 from yolospan.errors import UserError
 
 _DESCRIPTION = """\
@@ -97,5 +97,5 @@ def run(args: argparse.Namespace) -> int:
             trace_layers=args.layers,
         )
     if args.out is not None:
-        print(f"trace written to {args.out}", file=sys.stderr)
+        print(written(args.out, "trace"), file=sys.stderr)
     return 0

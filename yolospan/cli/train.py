@@ -12,6 +12,7 @@ from yolospan.cli._args import (
     non_negative_int,
     positive_int,
     start_output_file,
+    written,
 )
 
 _DESCRIPTION = """\
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from yolospan.otel import metrics_path, setup_tracing
     from yolospan.train import TrainConfig, Trainer, new_run_id
 
-    exporters = choose_exporters(args.exporter, args.out, console=False)
+    exporters = choose_exporters(args.exporter, args.out, console=False, metrics=True)
     run_id = new_run_id()
     config = TrainConfig(
         data=args.data,
@@ -134,5 +135,5 @@ def run(args: argparse.Namespace) -> int:
     if result.checkpoint is not None:
         print(f"checkpoint saved to {result.checkpoint}", file=sys.stderr)
     if args.out is not None:
-        print(f"trace written to {args.out}, metrics to {metrics_path(args.out)}", file=sys.stderr)
+        print(f"{written(args.out, 'trace')}; {written(metrics_path(args.out), 'metrics')}", file=sys.stderr)
     return 0

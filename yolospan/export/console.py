@@ -178,13 +178,26 @@ def _short_key(key: str) -> str:
     return key.removeprefix(A.NAMESPACE + ".")
 
 
+PLAIN_NUMBER_KEYS: frozenset[str] = frozenset(
+    {A.PROFILE_IMGSZ, A.PROFILE_INPUT, A.EPOCH, A.STEP, A.LAYER_INDEX, A.MODEL_NC, A.MODEL_LAYERS, A.LAYERS}
+)
+"""Integers that are sizes, counters or indices (``profile.imgsz=1280``), shown without grouping."""
+
+
 def describe_result(attrs: Attributes, omit: Collection[str] = ()) -> str:
-    """A phase's summary: its attributes as ``key=value`` (namespace dropped), the phase tag omitted."""
+    """A phase's summary: its attributes as ``key=value`` (namespace dropped), the phase tag omitted.
+
+    Counts such as parameters are grouped by thousands (``7,235,389``); sizes, indices and
+    counters (`PLAIN_NUMBER_KEYS`) are not."""
     return " ".join(
-        f"{_short_key(key)}={format_value(value)}"
+        f"{_short_key(key)}={_plain(value) if key in PLAIN_NUMBER_KEYS else format_value(value)}"
         for key, value in attrs.items()
         if key != A.PHASE and key not in omit
     )
+
+
+def _plain(value: AttributeValue) -> str:
+    return str(value) if type(value) is int else format_value(value)
 
 
 def _label(span: ReadableSpan) -> str:
@@ -328,6 +341,8 @@ class ConsoleTreeProcessor(SpanProcessor):
         try:
             self._stream.write(line + "\n")
             self._stream.flush()
+        except BrokenPipeError:
+            self._broken = True  # the reader went away (`| head`): not a fault, nothing to report
         except (OSError, ValueError):
             self._broken = True
             _log.warning("console span tree disabled: cannot write to %r", self._stream, exc_info=True)
