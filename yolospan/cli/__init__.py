@@ -18,9 +18,9 @@ EXIT_USAGE = 2
 
 
 def _commands() -> list[ModuleType]:
-    from yolospan.cli import check, data, send, trace, train
+    from yolospan.cli import check, data, send, spool, trace, train
 
-    return [trace, check, send, train, data]
+    return [trace, check, send, spool, train, data]
 
 
 def build_parser() -> argparse.ArgumentParser:
