@@ -94,8 +94,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from yolospan.otel import metrics_path, setup_tracing
     from yolospan.train import TrainConfig, Trainer, new_run_id
+    from yolospan.train.progress import above_progress
 
     exporters = choose_exporters(args.exporter, args.out, console=False, metrics=True)
     run_id = new_run_id()
@@ -124,10 +127,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         start_output_file(args.out)
         start_output_file(metrics_path(args.out))
-    telemetry = setup_tracing(
-        exporters, out=args.out, console=sys.stdout, layers_in_console=False, metrics=True
-    )
-    with telemetry:
+    # One renderer owns the terminal: the span tree and log lines scroll above the progress bar.
+    console = above_progress(sys.stdout)
+    telemetry = setup_tracing(exporters, out=args.out, console=console, layers_in_console=False, metrics=True)
+    with telemetry, logging_redirect_tqdm():
         result = trainer.fit(
             tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
         )
