@@ -37,12 +37,8 @@ def screen_lines(raw: str) -> list[str]:
             lines.append("".join(line).rstrip())
             line, column = [], 0
         else:
-            for char in part:
-                if column < len(line):
-                    line[column] = char
-                else:
-                    line.append(char)
-                column += 1
+            line[column : column + len(part)] = list(part)
+            column += len(part)
     if line:
         lines.append("".join(line).rstrip())
     return lines

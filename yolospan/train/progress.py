@@ -19,9 +19,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from typing import Never
 
 __all__ = ["PLAIN_INTERVAL_S", "ProgressBar", "above_progress"]
 
@@ -51,7 +54,7 @@ class ProgressBar:
         self._start = clock()
         self._written_at = self._start
         self._closed = False
-        self._bar: tqdm[None] | None = None
+        self._bar: tqdm[Never] | None = None  # a bar without an iterable
         if _is_terminal(self.stream):
             resizable = _reports_width(self.stream)  # a terminal of unknown size (a bare pty) gets 80
             self._bar = tqdm(
@@ -97,14 +100,16 @@ class ProgressBar:
     def render(self, now: float | None = None) -> str:
         """The plain line at ``now``: description, percentage, bar, count, times, rate, postfix."""
         elapsed = max((now if now is not None else self._clock()) - self._start, 0.0)
-        return tqdm.format_meter(
-            self.count,
-            self.total,
-            elapsed,
-            prefix=self.description,
-            postfix=self.postfix or None,
-            unit="step",
-            ascii=True,
+        return str(
+            tqdm.format_meter(
+                self.count,
+                self.total,
+                elapsed,
+                prefix=self.description,
+                postfix=self.postfix or None,
+                unit="step",
+                ascii=True,
+            )
         )
 
     def _write(self, text: str) -> None:
