@@ -220,7 +220,8 @@ def _meter_provider(
             raise UserError(f"cannot write metrics file {path}: {error.strerror or error}") from error
     exporter = None
     if "otlp" in names:
-        exporter = _QuietMetricExporter(otlp_metric_exporter(protocol), otlp_endpoint(protocol))
+        where = otlp_endpoint(protocol).removesuffix("/v1/traces")  # the collector, not its traces path
+        exporter = _QuietMetricExporter(otlp_metric_exporter(protocol), where)
         readers.append(PeriodicExportingMetricReader(exporter))
     if not readers:
         return None, None
