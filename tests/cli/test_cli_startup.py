@@ -55,9 +55,9 @@ def test_help_version_and_argument_errors_load_neither_torch_nor_the_sdk(argv, c
 
 
 def test_help_answers_within_a_second():
-    """A guard against regressions (the target, < 0.3 s, is measured in docs/performance.md)."""
+    """A guard against regressions (the target, < 0.3 s, is measured in docs/performance.md); best of five."""
     durations = []
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "yolospan", "--help"], capture_output=True, check=True, timeout=60
