@@ -138,5 +138,8 @@ def run(args: argparse.Namespace) -> int:
     if result.checkpoint is not None:
         print(f"checkpoint saved to {result.checkpoint}", file=sys.stderr)
     if args.out is not None:
-        print(f"{written(args.out, 'trace')}; {written(metrics_path(args.out), 'metrics')}", file=sys.stderr)
+        metrics_file = metrics_path(args.out)
+        metrics = written(metrics_file, "metrics")
+        metrics = f"metrics to {metrics_file}" if metrics.startswith("metrics written") else metrics
+        print(f"{written(args.out, 'trace')}, {metrics}", file=sys.stderr)
     return 0
