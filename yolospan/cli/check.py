@@ -19,7 +19,8 @@ span tree and the nearest candidates), 2 when a file or an expectation is malfor
 
 Which argument is which: an argument naming an existing file is a trace file; otherwise one
 containing '=', '<' or '>' (every comparison does) is an expectation; anything else is taken as
-a trace file (and reported missing). -e/--expect marks an expectation explicitly. Options may go anywhere.
+a trace file (and reported missing). -e/--expect marks an expectation explicitly. Options may
+go anywhere, also between and after the positional arguments.
 
 Expectation grammar: SELECTOR OP COUNT, with SELECTOR = NAME[KEY=VALUE, ...]. NAME is a span
 name or '*'. KEY is a span-contract key with or without 'yolospan.' (phase, input.shape,

@@ -10,10 +10,11 @@ from yolospan.delivery.spool import SPOOL_DIR_ENV, spool_dir
 from yolospan.errors import UserError
 
 _DESCRIPTION = f"""\
-The spool holds the spans a collector did not acknowledge during a run, as OTLP JSON trace
-files (${SPOOL_DIR_ENV}, now {spool_dir()}). 'yolospan spool' (or 'spool list') lists
-its files with their span counts; 'yolospan spool clear' deletes them, spans and all, when they
-are not wanted any more. 'yolospan send' delivers them instead.
+The spool holds the spans a collector did not acknowledge during a run, as OTLP JSON
+trace files: ${SPOOL_DIR_ENV}, now {spool_dir()}.
+'yolospan spool' (or 'yolospan spool list') lists its files with their span counts;
+'yolospan spool clear' deletes them, spans and all, when they are not wanted any more.
+'yolospan send' delivers them instead.
 """
 
 
