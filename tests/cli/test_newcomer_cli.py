@@ -113,6 +113,13 @@ def test_nothing_recorded_is_said_instead_of_trace_written(
     assert f"nothing recorded ({variable}={value}" in err and f"{out} is empty" in err
 
 
+def test_nothing_recorded_is_said_on_the_console_too(capsys, monkeypatch, clean_otel_env):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    code, out, err = run_cli(capsys, "trace", "yolov5n")
+    assert (code, out) == (0, "")
+    assert err == "nothing recorded (OTEL_SDK_DISABLED=true switches the OpenTelemetry SDK off)\n"
+
+
 def test_a_written_trace_is_still_reported_as_written(capsys, tmp_path, clean_otel_env):
     out = tmp_path / "t.jsonl"
     code, _, err = run_cli(capsys, "trace", "yolov5n", "--exporter", "file", "--out", out)

@@ -13,6 +13,7 @@ __all__ = [
     "exporter_list",
     "non_negative_int",
     "positive_int",
+    "recording_off",
     "start_output_file",
     "written",
 ]
@@ -97,12 +98,16 @@ def written(path: Path, what: str) -> str:
     return f"nothing recorded{f' ({reason})' if reason else ''}: {path} is empty"
 
 
-def _not_recording_reason() -> str | None:
+def recording_off() -> str | None:
+    """Why nothing will be recorded whatever runs (the SDK or the sampler switched off), else None."""
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return "OTEL_SDK_DISABLED=true switches the OpenTelemetry SDK off"
     sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
     if sampler.lower() in ("always_off", "parentbased_always_off"):
         return f"OTEL_TRACES_SAMPLER={sampler} samples no trace"
-    if sampler:
-        return f"OTEL_TRACES_SAMPLER={sampler} sampled no trace"
     return None
+
+
+def _not_recording_reason() -> str | None:
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
+    return recording_off() or (f"OTEL_TRACES_SAMPLER={sampler} sampled no trace" if sampler else None)

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolospan.cli._args import choose_exporters, exporter_list, positive_int, start_output_file, written
+from yolospan.cli._args import (
+    choose_exporters,
+    exporter_list,
+    positive_int,
+    recording_off,
+    start_output_file,
+    written,
+)
 from yolospan.errors import UserError
 
 _DESCRIPTION = """\
@@ -98,4 +105,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out is not None:
         print(written(args.out, "trace"), file=sys.stderr)
+    elif recording_off() is not None:  # an empty screen would look like a bug
+        print(f"nothing recorded ({recording_off()})", file=sys.stderr)
     return 0
