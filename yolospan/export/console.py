@@ -120,6 +120,11 @@ def format_value(value: AttributeValue) -> str:
     return "[" + ", ".join(format_value(item) for item in value) + "]"
 
 
+def _plain(value: AttributeValue) -> str:
+    """An integer without thousands separators (a size, an index); anything else as `format_value`."""
+    return str(value) if type(value) is int else format_value(value)
+
+
 def is_call_span(attrs: Attributes) -> bool:
     """Whether the span describes one module call (a forward or a layer), from its attributes."""
     return A.TRAINING in attrs or A.INPUT_COUNT in attrs or A.OUTPUT_COUNT in attrs
@@ -194,10 +199,6 @@ def describe_result(attrs: Attributes, omit: Collection[str] = ()) -> str:
         for key, value in attrs.items()
         if key != A.PHASE and key not in omit
     )
-
-
-def _plain(value: AttributeValue) -> str:
-    return str(value) if type(value) is int else format_value(value)
 
 
 def _label(span: ReadableSpan) -> str:
