@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -55,14 +55,20 @@ def test_help_version_and_argument_errors_load_neither_torch_nor_the_sdk(argv, c
 
 
 def test_help_answers_within_a_second():
-    """A guard against regressions (the target, < 0.3 s, is measured in docs/performance.md); best of five."""
+    """A guard against regressions (the target, < 0.3 s, is measured in docs/performance.md).
+
+    The time is the child's CPU time (user + system), best of five: on a shared machine the wall
+    clock mostly measures the wait for a free core (over 1 s at a load of 14 on 2 cores, for a
+    command that needs 0.15 s of CPU), while an import of torch costs over 1 s of CPU anywhere.
+    """
     durations = []
     for _ in range(5):
-        start = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(
             [sys.executable, "-m", "yolospan", "--help"], capture_output=True, check=True, timeout=60
         )
-        durations.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        durations.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     assert min(durations) < 1.0, durations
 
 
