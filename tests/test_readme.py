@@ -12,19 +12,13 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
 
 
-def test_the_api_example_runs_and_is_traced(spans, capsys):
+def test_the_api_example_shows_its_spans(capsys, clean_otel_env):
+    """Copied as it is, the example prints the spans it makes (it sets up its own console tree)."""
     api = next(block for block in python_blocks() if "create_model" in block)
     exec(compile(api, "README.md", "exec"), {})
-    assert "7235389 parameters" in capsys.readouterr().out.replace(",", "")
-    spans.assert_count(2, "model.init")
-    spans.assert_count(2, "forward", phase="amp_check", input_shape=[1, 3, 640, 480])
-    instrumented = spans.find("forward", input_shape=[1, 3, 640, 640])
-    assert len(instrumented) == 1 and len(instrumented[0].children) == 25
-
-
-def test_the_testing_example_passes(spans):
-    block = next(block for block in python_blocks() if "def test_" in block)
-    namespace: dict[str, object] = {}
-    exec(compile("import yolospan\n" + block, "README.md", "exec"), namespace)
-    test = next(value for name, value in namespace.items() if name.startswith("test_"))
-    test(spans)  # type: ignore[operator]
+    out = capsys.readouterr().out
+    assert "7235389 parameters" in out.replace(",", "")
+    assert out.count("└ model.init") == 2  # build_model, then create_model
+    assert out.count("autocast bfloat16") == 1  # the AMP check's second forward
+    assert "└ forward  1×3×640×640 → " in out  # the instrumented forward, around its layers:
+    assert "Detect #24" in out and "Conv #0" in out

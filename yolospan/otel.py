@@ -214,14 +214,17 @@ def setup_tracing(
     provider = TracerProvider(resource=service_resource())  # sampler: OTEL_TRACES_SAMPLER[_ARG]
     for processor in processors:
         provider.add_span_processor(processor)
-    meter_provider = _meter_provider(names, out, protocol) if metrics else None
-    return Telemetry(provider, span_exporters, spooling=spooling, meter_provider=meter_provider)
+    meter_provider, metric_delivery = _meter_provider(names, out, protocol) if metrics else (None, None)
+    telemetry = Telemetry(provider, span_exporters, spooling=spooling, meter_provider=meter_provider)
+    telemetry._metric_delivery = metric_delivery
+    return telemetry
 
 
 def _meter_provider(
     names: Sequence[str], out: str | os.PathLike[str] | None, protocol: str | None
-) -> MeterProvider | None:
-    """Periodic readers for the file and OTLP exporters (interval: ``OTEL_METRIC_EXPORT_INTERVAL``)."""
+) -> tuple[MeterProvider | None, _QuietMetricExporter | None]:
+    """Periodic readers for the file and OTLP exporters (interval: ``OTEL_METRIC_EXPORT_INTERVAL``),
+    and the OTLP one's exporter, whose failure `Telemetry.shutdown` reports."""
     from opentelemetry.exporter.otlp.json.file import FileMetricExporter
 
     readers: list[MetricReader] = []
@@ -232,13 +235,16 @@ def _meter_provider(
             readers.append(PeriodicExportingMetricReader(FileMetricExporter(path)))
         except OSError as error:
             raise UserError(f"cannot write metrics file {path}: {error.strerror or error}") from error
+    exporter = None
     if "otlp" in names:
-        exporter = _QuietMetricExporter(otlp_metric_exporter(protocol), otlp_endpoint(protocol))
+        where = otlp_endpoint(protocol).removesuffix("/v1/traces")  # the collector, not its traces path
+        exporter = _QuietMetricExporter(otlp_metric_exporter(protocol), where)
         readers.append(PeriodicExportingMetricReader(exporter))
     if not readers:
-        return None
+        return None, None
     # Telemetry.shutdown stops it, bounded; an atexit hook would only repeat that (with a warning).
-    return MeterProvider(metric_readers=readers, resource=service_resource(), shutdown_on_exit=False)
+    provider = MeterProvider(metric_readers=readers, resource=service_resource(), shutdown_on_exit=False)
+    return provider, exporter
 
 
 def _batch_limits() -> tuple[int, int]:
@@ -286,6 +292,7 @@ class Telemetry:
         self._lock = threading.Lock()
         self._result: bool | None = None
         self._routing = ExitStack()
+        self._metric_delivery: _QuietMetricExporter | None = None  # set by setup_tracing
 
     @property
     def enabled(self) -> bool:
@@ -354,8 +361,13 @@ class Telemetry:
                 exporter.shutdown()
         outcome = self._spooling.finish() if self._spooling is not None else None
         message = outcome.warning() if outcome is not None else None
+        metrics_failure = self._metric_delivery.failure if self._metric_delivery is not None else None
         if message is not None:
+            if metrics_failure is not None:  # the same collector, usually: one line says both
+                message += "; metrics were not delivered either"
             _log.warning("%s", message)  # the one line the user sees, whatever else went wrong
+        elif metrics_failure is not None:
+            _log.warning("%s", metrics_failure)
         elif timed_out:
             _log.warning("spans not written within %.1f s of shutdown; giving up on them", timeout_s)
         return not timed_out and metrics_done
@@ -411,7 +423,8 @@ class _QuietMetricExporter(MetricExporter):
     """Delegates to an OTLP metric exporter; its failures become one warning in safe words.
 
     The exporter's own log lines can quote endpoints and replies (see `yolospan.delivery`), so
-    they are captured during each export; the first failure is reported once, later ones not.
+    they are captured during each export; the first failure is kept in `failure`, which
+    `Telemetry.shutdown` reports in its one summary line (with the spans' fate, when OTLP failed).
     Metrics are not spooled: they are aggregates, sent again in full at the next interval.
     """
 
@@ -423,7 +436,8 @@ class _QuietMetricExporter(MetricExporter):
         self._inner = inner
         self._endpoint = endpoint
         self._logs = ExporterLogs()
-        self._warned = False
+        self.failure: str | None = None
+        """The first failure, in safe words; None while every export succeeded."""
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
@@ -434,12 +448,9 @@ class _QuietMetricExporter(MetricExporter):
                 result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
             except Exception as raised:  # an exporter bug must not end the reader's thread
                 result, error = MetricExportResult.FAILURE, raised
-        if result is MetricExportResult.FAILURE and not self._warned:
-            self._warned = True
+        if result is MetricExportResult.FAILURE and self.failure is None:
             reason = describe_failure(records, error).reason
-            _log.warning(
-                "metrics not delivered to %s (%s); later failures are not reported", self._endpoint, reason
-            )
+            self.failure = f"metrics not delivered to {self._endpoint} ({reason})"
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

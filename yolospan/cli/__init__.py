@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -18,9 +19,9 @@ EXIT_USAGE = 2
 
 
 def _commands() -> list[ModuleType]:
-    from yolospan.cli import check, data, diff, send, show, trace, train
+    from yolospan.cli import check, data, diff, send, show, spool, trace, train
 
-    return [trace, check, send, train, data, show, diff]
+    return [trace, check, send, spool, train, data, show, diff]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; bad input exits 2 with one line on stderr, no traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    _take_trailing_positionals(parser, args, extra)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="yolospan: %(levelname)s: %(message)s",
@@ -60,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             code: int = args.run(args)
+        sys.stdout.flush()  # a reader that went away (`| head`) shows up here at the latest
+    except BrokenPipeError:
+        return _stdout_closed()
     except UserError as error:
         print(f"yolospan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -70,6 +75,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("yolospan: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _take_trailing_positionals(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> None:
+    """Positionals typed after an option (``check run.jsonl -q 'model.init == 1'``) join the list
+    the command names with ``set_defaults(trailing=DEST)``; anything else is argparse's usual error."""
+    dest = getattr(args, "trailing", None)
+    if extra and dest is not None and not any(text.startswith("-") for text in extra):
+        getattr(args, dest).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``yolospan trace ... | head``): stop without a traceback.
+
+    The Python documentation's recipe for SIGPIPE: point stdout at devnull so the interpreter's
+    final flush does not fail again, and exit 1 as Python does on EPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

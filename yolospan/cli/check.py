@@ -19,15 +19,15 @@ span tree and the nearest candidates), 2 when a file or an expectation is malfor
 
 Which argument is which: an argument naming an existing file is a trace file; otherwise one
 containing '=', '<' or '>' (every comparison does) is an expectation; anything else is taken as
-a trace file (and reported missing). -e/--expect marks an expectation explicitly. Options go
-before the first or after the last positional argument, not between them.
+a trace file (and reported missing). -e/--expect marks an expectation explicitly. Options may
+go anywhere, also between and after the positional arguments.
 
 Expectation grammar: SELECTOR OP COUNT, with SELECTOR = NAME[KEY=VALUE, ...]. NAME is a span
 name or '*'. KEY is a span-contract key with or without 'yolospan.' (phase, input.shape,
 layer.index, output.0.shape) or any key in quotes. Relations: = != ~ (regex) > >= < <=, or
 '!KEY' (absent) and bare 'KEY' (present). VALUE: true/false, numbers, shapes such as
 1x3x640x480 (* is any one dim, ... any run), [a, b] lists, bare words or quoted strings.
-OP: == != >= <= > <. See docs/testing.md for the full grammar.
+OP: == != >= <= > <.
 """
 
 _EPILOG = """\
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="an expectation, whatever it looks like (repeatable)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, trailing="arguments")
 
 
 def split_arguments(arguments: Sequence[str]) -> tuple[list[Path], list[str]]:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from yolospan.delivery import SPOOL_DIR_ENV, SendReport, send, spool_dir
+from yolospan.delivery.otlp import PROTOCOLS
+from yolospan.delivery.spool import SPOOL_DIR_ENV, spool_dir
+
+if TYPE_CHECKING:
+    from yolospan.delivery import SendReport
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -18,7 +23,8 @@ collector did not acknowledge during a run (${SPOOL_DIR_ENV}, now {spool_dir()})
 A spool file is removed once all its spans were delivered; after a partial failure it keeps
 only the undelivered rest, so sending again never resends what was acknowledged. Other files
 are never changed. A malformed file is reported and skipped. Endpoint, headers, TLS, timeout and
-compression come from the standard OTEL_EXPORTER_OTLP_* variables (see docs/delivery.md).
+compression come from the standard OTEL_EXPORTER_OTLP_* variables. 'yolospan spool' lists or
+clears the spool.
 Exit status: 0 when everything was delivered, 1 when something was not, 2 on a usage error.
 """
 
@@ -31,8 +37,6 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from yolospan.delivery.otlp import PROTOCOLS
-
     parser = sub.add_parser(
         "send",
         help="deliver spooled spans or trace files to a collector",
@@ -53,10 +57,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=PROTOCOLS,
         help="OTLP transport (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)",
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, trailing="paths")
 
 
 def run(args: argparse.Namespace) -> int:
+    from yolospan.delivery import send
+    from yolospan.delivery.endpoint import check_endpoint, check_endpoint_variables
+    from yolospan.delivery.otlp import resolve_protocol
+
+    protocol = resolve_protocol(args.protocol)
+    if args.endpoint is not None:
+        check_endpoint(args.endpoint, "--endpoint", protocol)
+    else:
+        check_endpoint_variables(protocol)
     report = send(args.paths or [spool_dir()], endpoint=args.endpoint, protocol=args.protocol)
     _print(report)
     return EXIT_OK if report.complete else EXIT_INCOMPLETE

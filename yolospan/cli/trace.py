@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolospan.cli._args import choose_exporters, exporter_list, positive_int, start_output_file
+from yolospan.cli._args import (
+    choose_exporters,
+    exporter_list,
+    positive_int,
+    recording_off,
+    start_output_file,
+    written,
+)
 from yolospan.errors import UserError
 from yolospan.inputs import check_regular_file
 
@@ -116,5 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if telemetry.file_problem is not None:  # spans lost are never reported as written
         raise UserError(telemetry.file_problem)
     if args.out is not None:
-        print(f"trace written to {args.out}", file=sys.stderr)
+        print(written(args.out, "trace"), file=sys.stderr)
+    elif recording_off() is not None:  # an empty screen would look like a bug
+        print(f"nothing recorded ({recording_off()})", file=sys.stderr)
     return 0

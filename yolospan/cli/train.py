@@ -12,6 +12,7 @@ from yolospan.cli._args import (
     non_negative_int,
     positive_int,
     start_output_file,
+    written,
 )
 from yolospan.errors import UserError
 
@@ -94,10 +95,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from yolospan.otel import metrics_path, setup_tracing
     from yolospan.train import TrainConfig, Trainer, new_run_id
+    from yolospan.train.progress import above_progress
 
-    exporters = choose_exporters(args.exporter, args.out, console=False)
+    exporters = choose_exporters(args.exporter, args.out, console=False, metrics=True)
     run_id = new_run_id()
     config = TrainConfig(
         data=args.data,
@@ -124,10 +128,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         start_output_file(args.out)
         start_output_file(metrics_path(args.out))
-    telemetry = setup_tracing(
-        exporters, out=args.out, console=sys.stdout, layers_in_console=False, metrics=True
-    )
-    with telemetry:
+    # One renderer owns the terminal: the span tree and log lines scroll above the progress bar.
+    console = above_progress(sys.stdout)
+    telemetry = setup_tracing(exporters, out=args.out, console=console, layers_in_console=False, metrics=True)
+    with telemetry, logging_redirect_tqdm():
         result = trainer.fit(
             tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
         )
@@ -137,5 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if result.checkpoint is not None:
         print(f"checkpoint saved to {result.checkpoint}", file=sys.stderr)
     if args.out is not None:
-        print(f"trace written to {args.out}, metrics to {metrics_path(args.out)}", file=sys.stderr)
+        metrics_file = metrics_path(args.out)
+        metrics = written(metrics_file, "metrics")
+        metrics = f"metrics to {metrics_file}" if metrics.startswith("metrics written") else metrics
+        print(f"{written(args.out, 'trace')}, {metrics}", file=sys.stderr)
     return 0

@@ -39,6 +39,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+MAX_PROBLEMS_SHOWN = 5
+"""Skipped images and label lines logged one by one per split; the rest are counted in one line."""
+
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 """Files under ``images/`` read as images (case-insensitive)."""
 
@@ -222,13 +225,21 @@ class YoloDataset(Dataset[Sample]):
             for problem in problems:
                 self._warn(LabelProblem(problem.path, problem.line, f"skipped: {problem.reason}"))
             items.append(_Item(path, labels))
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            _log.warning(
+                "%d more problems in %s not shown (%d in all)",
+                len(self.problems) - MAX_PROBLEMS_SHOWN,
+                self.images_dir,
+                len(self.problems),
+            )
         if not items:
             raise DatasetError(f"{self.images_dir}: none of the {len(paths)} images can be read")
         return items
 
     def _warn(self, problem: LabelProblem) -> None:
         self.problems.append(str(problem))
-        _log.warning("%s", problem)
+        if len(self.problems) <= MAX_PROBLEMS_SHOWN:  # the first few; a count says how many more
+            _log.warning("%s", problem)
 
 
 def _sibling_labels(images_dir: Path) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -23,11 +23,13 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_HEADERS,
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 )
-from opentelemetry.sdk.metrics.export import MetricExporter
-from opentelemetry.sdk.trace.export import SpanExporter
 
 from yolospan.delivery._exporter_logs import redact_url
 from yolospan.errors import UserError
+
+if TYPE_CHECKING:  # the SDK loads with the exporters, not with `yolospan --help`
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = [
     "DEFAULT_PROTOCOL",

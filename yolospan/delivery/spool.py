@@ -18,10 +18,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 
 from yolospan.export.tracefile import TRACE_FILE_SUFFIX, trace_files
 
@@ -96,6 +96,8 @@ def replace_lines(path: Path, lines: Sequence[str]) -> None:
 
 def _encode(spans: Sequence[ReadableSpan]) -> str:
     # The same encoding as the file exporter (and so as `yolospan trace --out`).
+    from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans  # not for --help
+
     return json.dumps(encode_spans(spans).to_dict(), separators=(",", ":"))
 
 

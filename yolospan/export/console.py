@@ -126,6 +126,11 @@ def format_value(value: AttributeValue) -> str:
     return "[" + ", ".join(format_value(item) for item in value) + "]"
 
 
+def _plain(value: AttributeValue) -> str:
+    """An integer without thousands separators (a size, an index); anything else as `format_value`."""
+    return str(value) if type(value) is int else format_value(value)
+
+
 def is_call_span(attrs: Attributes) -> bool:
     """Whether the span describes one module call (a forward or a layer), from its attributes."""
     return A.TRAINING in attrs or A.INPUT_COUNT in attrs or A.OUTPUT_COUNT in attrs
@@ -194,10 +199,19 @@ def _short_key(key: str) -> str:
     return key.removeprefix(A.NAMESPACE + ".")
 
 
+PLAIN_NUMBER_KEYS: frozenset[str] = frozenset(
+    {A.PROFILE_IMGSZ, A.PROFILE_INPUT, A.EPOCH, A.STEP, A.LAYER_INDEX, A.MODEL_NC, A.MODEL_LAYERS, A.LAYERS}
+)
+"""Integers that are sizes, counters or indices (``profile.imgsz=1280``), shown without grouping."""
+
+
 def describe_result(attrs: Attributes, omit: Collection[str] = ()) -> str:
-    """A phase's summary: its attributes as ``key=value`` (namespace dropped), the phase tag omitted."""
+    """A phase's summary: its attributes as ``key=value`` (namespace dropped), the phase tag omitted.
+
+    Counts such as parameters are grouped by thousands (``7,235,389``); sizes, indices and
+    counters (`PLAIN_NUMBER_KEYS`) are not."""
     return " ".join(
-        f"{_short_key(key)}={format_value(value)}"
+        f"{_short_key(key)}={_plain(value) if key in PLAIN_NUMBER_KEYS else format_value(value)}"
         for key, value in attrs.items()
         if key != A.PHASE and key not in omit
     )
@@ -379,6 +393,8 @@ class ConsoleTreeProcessor(SpanProcessor):
         try:
             self._stream.write(line + "\n")
             self._stream.flush()
+        except BrokenPipeError:
+            self._broken = True  # the reader went away (`| head`): not a fault, nothing to report
         except (OSError, ValueError):
             self._broken = True
             _log.warning("console span tree disabled: cannot write to %r", self._stream, exc_info=True)

@@ -38,6 +38,7 @@ from yolospan.train.tracing import TrainingRun
 from yolospan.yolo import create_model, resolve_device
 from yolospan.yolo.limits import MAX_IMGSZ, MAX_NC
 from yolospan.yolo.model import DetectionModel
+from yolospan.yolo.spec import load_spec
 
 __all__ = ["EpochSummary", "TrainConfig", "TrainResult", "Trainer"]
 
@@ -133,6 +134,7 @@ class Trainer:
         The dataset is scanned here, so bad data fails before any model is built.
         """
         _check_config(config)
+        _check_trainable(config)
         self.config = config
         self.device = resolve_device(config.device)
         self.progress = progress
@@ -381,6 +383,16 @@ def _check_config(config: TrainConfig) -> None:
         raise UserError(f"--imgsz must be a multiple of {_MIN_STRIDE_MULTIPLE}, got {config.imgsz}")
     if not Path(config.data).is_dir():
         raise DatasetError(f"{config.data}: no such dataset folder")
+
+
+def _check_trainable(config: TrainConfig) -> None:
+    """The loss is YOLOv5's detection loss: a config whose head is not Detect is refused up front."""
+    head = load_spec(config.cfg).head  # a bad config fails here too, before the dataset is read
+    if head.module != "Detect":
+        raise UserError(
+            f"--cfg {config.cfg}: cannot train a model with a {head.module} head; training supports "
+            "detection models (a Detect head) only, 'yolospan trace' shows any model"
+        )
 
 
 def _seed(seed: int) -> None:

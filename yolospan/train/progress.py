@@ -1,19 +1,35 @@
-"""A small progress bar for the terminal (no dependency): one line per epoch, redrawn in place.
+"""The training progress bar, drawn by tqdm, and the way other output shares the terminal with it.
 
-On a terminal the line is redrawn at most ``refresh_s`` apart; on anything else (a log file, a
-CI console) only the finished line is written, so logs hold one line per epoch, not thousands.
+On a terminal, tqdm keeps one bar per epoch on the bottom line; anything else that writes to the
+terminal while it is drawn must clear it first and redraw it after, or the two write over each
+other. `above_progress` wraps a stream so that each line written to it goes through
+``tqdm.write``, which does exactly that: the live span tree (`yolospan.export.console`, one
+line per write) scrolls above the bar. tqdm rather than rich: the tree is plain lines with its
+own colours, which ``tqdm.write`` prints unchanged, while rich would re-render them through its
+own console.
+
+On anything else (a log file, a CI console) there is no bar to redraw: a plain progress line is
+written every ``interval_s`` (10 s) and when the epoch ends, so a log shows the run moving
+without holding thousands of redraws.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-__all__ = ["ProgressBar"]
+from tqdm import tqdm
 
-_WIDTH = 20
+if TYPE_CHECKING:
+    from typing import Never
+
+__all__ = ["PLAIN_INTERVAL_S", "ProgressBar", "above_progress"]
+
+PLAIN_INTERVAL_S = 10.0
+"""Seconds between two plain progress lines when the stream is not a terminal."""
 
 
 class ProgressBar:
@@ -25,7 +41,7 @@ class ProgressBar:
         *,
         description: str = "",
         stream: TextIO | None = None,
-        refresh_s: float = 0.1,
+        interval_s: float = PLAIN_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
@@ -33,49 +49,111 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.count = 0
         self.postfix = ""
-        self._refresh_s = refresh_s
+        self._interval_s = interval_s
         self._clock = clock
         self._start = clock()
-        self._drawn_at: float | None = None
-        self._live = _is_terminal(self.stream)
+        self._written_at = self._start
         self._closed = False
+        self._bar: tqdm[Never] | None = None  # a bar without an iterable
+        if _is_terminal(self.stream):
+            resizable = _reports_width(self.stream)  # a terminal of unknown size (a bare pty) gets 80
+            self._bar = tqdm(
+                total=total,
+                desc=description,
+                file=self.stream,
+                unit="step",
+                leave=True,
+                dynamic_ncols=resizable,
+                ncols=None if resizable else 80,
+                mininterval=0.1,
+            )
+
+    @property
+    def live(self) -> bool:
+        """Whether tqdm draws the bar in place (the stream is a terminal)."""
+        return self._bar is not None
 
     def update(self, steps: int = 1, *, postfix: str | None = None) -> None:
         self.count += steps
         if postfix is not None:
             self.postfix = postfix
-        if not self._live:
+        if self._bar is not None:
+            if postfix is not None:
+                self._bar.set_postfix_str(postfix, refresh=False)
+            self._bar.update(steps)
             return
         now = self._clock()
-        if self._drawn_at is None or now - self._drawn_at >= self._refresh_s or self.count >= self.total:
-            self._drawn_at = now
-            self._write("\r" + self.render(now) + "\x1b[K")
+        if now - self._written_at >= self._interval_s and self.count < self.total:
+            self._written_at = now
+            self._write(self.render(now) + "\n")
 
     def close(self) -> None:
-        """Write the final line (and the newline after it); later calls do nothing."""
+        """Leave the finished bar (or write the final plain line); later calls do nothing."""
         if self._closed:
             return
         self._closed = True
-        self._write(
-            ("\r" if self._live else "") + self.render(self._clock()) + ("\x1b[K\n" if self._live else "\n")
-        )
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self._write(self.render(self._clock()) + "\n")
 
     def render(self, now: float | None = None) -> str:
-        """The line as it would be drawn at ``now``: description, bar, count, rate, postfix."""
+        """The plain line at ``now``: description, percentage, bar, count, times, rate, postfix."""
         elapsed = max((now if now is not None else self._clock()) - self._start, 0.0)
-        fraction = min(self.count / self.total, 1.0) if self.total else 1.0
-        filled = round(fraction * _WIDTH)
-        bar = "#" * filled + "." * (_WIDTH - filled)
-        rate = f"{self.count / elapsed:.1f} it/s" if elapsed > 0 and self.count else "- it/s"
-        parts = [self.description, f"{fraction:4.0%} [{bar}] {self.count}/{self.total}", rate, self.postfix]
-        return "  ".join(part for part in parts if part)
+        return str(
+            tqdm.format_meter(
+                self.count,
+                self.total,
+                elapsed,
+                prefix=self.description,
+                postfix=self.postfix or None,
+                unit="step",
+                ascii=True,
+            )
+        )
 
     def _write(self, text: str) -> None:
         try:
             self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):  # a closed or broken stream must not stop training
-            self._live = False
+            self._closed = True
+
+
+class _AboveProgress:
+    """A text stream whose complete lines are printed with ``tqdm.write``: above any live bar."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    @property
+    def encoding(self) -> str | None:
+        return getattr(self._stream, "encoding", None)
+
+    def isatty(self) -> bool:
+        return _is_terminal(self._stream)
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            tqdm.write(line, file=self._stream)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def above_progress(stream: TextIO) -> TextIO:
+    """``stream`` for writers that print whole lines (the span tree), kept clear of the progress bar."""
+    return _AboveProgress(stream)  # type: ignore[return-value]  # the part of TextIO that is used
+
+
+def _reports_width(stream: TextIO) -> bool:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _is_terminal(stream: TextIO) -> bool:
