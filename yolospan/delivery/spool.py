@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-from yolospan.export.tracefile import TRACE_FILE_SUFFIX, trace_files
+from yolospan.export.files import TRACE_FILE_SUFFIX, trace_files
 
 __all__ = [
     "LINE_SPANS",

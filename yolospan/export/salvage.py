@@ -17,7 +17,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from yolospan.export.tracefile import spans_from_request, trace_files
+from yolospan.export.files import trace_files
+from yolospan.export.tracefile import spans_from_request
 
 __all__ = ["Salvage", "salvage"]
 

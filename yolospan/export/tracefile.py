@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.json.common.trace_encoder import encode_spans
@@ -40,24 +40,13 @@ from yolospan.errors import UserError
 from yolospan.inputs import check_regular_file
 
 __all__ = [
-    "TRACE_FILE_SUFFIX",
     "TraceFileError",
     "TraceFileExporter",
     "TraceLine",
     "read_trace_file",
     "read_trace_lines",
     "spans_from_request",
-    "trace_files",
 ]
-
-TRACE_FILE_SUFFIX: Final = ".otlp.jsonl"
-"""How yolospan names the trace files it writes on its own (the spool's files among them)."""
-
-
-def trace_files(directory: Path) -> list[Path]:
-    """The ``*.otlp.jsonl`` files in ``directory`` (not below it), oldest name first."""
-    return sorted(p for p in directory.iterdir() if p.name.endswith(TRACE_FILE_SUFFIX) and p.is_file())
-
 
 _KINDS = {
     0: SpanKind.INTERNAL,  # SPAN_KIND_UNSPECIFIED: the SDK has no such kind; INTERNAL is its default
