@@ -68,6 +68,8 @@ def test_instrumenting_the_compiled_model_gives_a_span_around_each_compiled_call
     assert forwards[0].attributes[A.INPUT_SHAPE] == list(X)
     assert all(s.parent is None for s in forwards)
     assert layer_names(spans) == []  # the layers run inside the graph
+    assert all(A.FLOPS not in s.attributes for s in forwards)  # no count rather than a wrong one
+    assert not any(m._forward_hooks for m in model.modules())
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

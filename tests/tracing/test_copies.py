@@ -16,6 +16,7 @@ from torch import nn
 
 import yolospan
 from yolospan import attributes as A
+from yolospan.tracing._hook import INERT
 
 
 def tiny() -> nn.Sequential:
@@ -74,3 +75,24 @@ def test_torch_save_of_an_instrumented_yolospan_model_round_trips_and_traces(spa
     assert forward.attributes[A.FLOPS] > 0
     layers = [s for s in spans if s.parent is not None and s.parent.span_id == forward.span_id]
     assert len(layers) == len(model.model)
+
+
+def test_a_copy_made_during_a_counting_forward_gets_inert_counters(spans):
+    copies: list[nn.Module] = []
+
+    class Snapshot(nn.Module):
+        def forward(self, x):
+            copies.append(copy.deepcopy(model))  # FLOPs counters are attached right now
+            return x
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), Snapshot(), nn.Conv2d(4, 4, 1))
+    x = torch.zeros(1, 3, 4, 4)
+    with yolospan.instrument(model, layers=True):
+        model(x)
+        (clone,) = copies
+        copies.clear()
+        assert [list(m._forward_hooks.values()) for m in clone if m._forward_hooks] == [[INERT], [INERT]]
+        clone(x)
+    assert len(spans.find("forward")) == 1  # the clone is not traced
+    assert b"yolospan" not in pickle.dumps([m._forward_hooks for m in clone.modules()])
+    assert spans.find("forward")[0].attributes[A.FLOPS] == 2 * (3 * 4 + 4 * 4) * 16

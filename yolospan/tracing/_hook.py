@@ -1,11 +1,13 @@
 """yolospan's torch hooks are objects that a copy of the module does not carry along.
 
-A module pickles, deep-copies and saves with ``torch.save`` together with the hooks registered
-on it. yolospan's hooks hold live tracing state and belong to the module they were registered
-on, so a copy gets `INERT` in their place: ``().__init__``, a callable of the standard library
-that accepts any arguments and returns None (torch reads None from a hook as "change nothing").
-The copy is not traced, holds no reference to the original, and a checkpoint saved from a traced
-model names nothing of yolospan: it loads where yolospan is not installed.
+yolospan's calls run through a slot torch leaves out of copies (see `_instrument`); the one hook
+it registers is the FLOPs counter of `_flops`, on a module's layers during the first forward of
+each input signature. A module pickles, deep-copies and saves with ``torch.save`` together with
+the hooks registered on it, so a copy made during such a forward gets `INERT` in the counter's
+place: ``().__init__``, a callable of the standard library that accepts any arguments and
+returns None (torch reads None from a hook as "change nothing"). The copy is not traced, holds
+no reference to the original, and names nothing of yolospan: it loads where yolospan is not
+installed.
 """
 
 from __future__ import annotations

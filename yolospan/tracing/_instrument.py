@@ -161,7 +161,7 @@ class _Traced:
     A module instrumented twice (as a layer and on its own) chains the two through ``previous``.
     """
 
-    __slots__ = ("calls", "instrumentation", "layer", "module", "name", "previous", "static")
+    __slots__ = ("calls", "counts", "instrumentation", "layer", "module", "name", "previous", "static")
 
     def __init__(
         self,
@@ -179,6 +179,11 @@ class _Traced:
         self.layer = layer
         self.previous: Any = module.__dict__.get("_compiled_call_impl")  # a module compiled in place
         self.calls: dict[tuple[Any, ...], _Call] = {}
+        # A compiled call runs its layers inside a graph, where no counting hook fires: such a
+        # call has no FLOPs rather than a wrong count.
+        self.counts = not _is_compiled(module) and (
+            self.previous is None or isinstance(self.previous, _Traced)
+        )
 
     def call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The module's own call: what ran before yolospan took the slot, else ``_call_impl``."""
@@ -190,16 +195,24 @@ class _Traced:
         return previous(*args, **kwargs)
 
     def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if module is not self.module() or _stepping_aside():
+        """Trace the call if ``module`` is this slot's own module (not a replica sharing it)."""
+        if module is not self.module():
             return self.call(module, args, kwargs)
         return self.instrumentation._run(self, module, args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if torch.compiler.is_compiling():  # dynamo traces through, without frames
+        if _stepping_aside():  # dynamo traces through this; torch.jit.trace records only ops
             return self.call(self.module(), args, kwargs)  # type: ignore[arg-type]
         # nn.Module.__call__ passes no self: read it from its frame, since a DataParallel replica
         # shares this slot with the original module.
-        return self.enter(sys._getframe(1).f_locals["self"], args, kwargs)
+        caller = sys._getframe(1).f_locals.get("self")
+        return self.enter(caller if isinstance(caller, nn.Module) else self.module(), args, kwargs)  # type: ignore[arg-type]
+
+
+def _is_compiled(module: nn.Module) -> bool:
+    """``torch.compile(model)``'s wrapper (dynamo is imported by then, or it cannot exist)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
 
 
 def _let_torchscript_skip_the_slot() -> None:
@@ -295,11 +308,11 @@ class Instrumentation:
         """One traced call: open its frame, run it, close the frame however the call ended."""
         stack = self._stack()
         depth = len(stack)
-        self._open(target, module, args, kwargs)
         try:
+            self._open(target, module, args, kwargs)
             output = target.call(module, args, kwargs)
-        except BaseException as error:
-            if len(stack) > depth:
+        except BaseException as error:  # KeyboardInterrupt too: torch's hooks would miss it
+            while len(stack) > depth:
                 self._close(stack, None, error)
             raise
         if len(stack) > depth:
@@ -368,8 +381,8 @@ class Instrumentation:
             attrs[A.PHASE] = phase
         frame.attrs = attrs
         frame.call = known
-        if known.flops is not None:
-            frame.flops = known.flops
+        if known.flops is not None or not target.counts:
+            frame.flops = known.flops or 0
             return
         frame.counting = True
         if self._count_torch:
@@ -428,6 +441,8 @@ class Instrumentation:
             frame.call.flops = frame.flops
             attrs[A.FLOPS_METHOD] = "thop"
             _torch_flops.record(torch_flops, attrs, frame.call.attrs)
+        elif not frame.target.counts:
+            return
         else:
             attrs[A.FLOPS_METHOD] = "thop.cached"
         attrs[A.FLOPS] = frame.flops
