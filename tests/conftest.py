@@ -10,6 +10,13 @@ import pytest
 from otlp_receiver import OtlpReceiver
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "flops: FLOPs counts, also run by .ci/run at the dependency floors (.ci/floors.txt) and the newest",
+    )
+
+
 @pytest.fixture
 def clean_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every ``OTEL_*`` variable, so the developer's shell cannot change a test's outcome."""

@@ -10,6 +10,9 @@ from torch import nn
 import yolospan
 from yolospan import attributes as A
 from yolospan.tracing import invalidate_flops
+from yolospan.tracing._flops import thop_custom_ops
+
+pytestmark = pytest.mark.flops
 
 
 def small() -> nn.Module:
@@ -28,7 +31,7 @@ def small() -> nn.Module:
 def test_forward_flops_equal_thop_profile(spans, training):
     model = small().train(training)
     x = torch.zeros(2, 3, 32, 32)
-    macs, _ = profile(copy.deepcopy(model), inputs=(x,), verbose=False)
+    macs, _ = profile(copy.deepcopy(model), inputs=(x,), custom_ops=thop_custom_ops(model), verbose=False)
     with yolospan.instrument(model, layers=True, tracer_provider=spans.provider):
         model(x)
     (forward,) = spans.find("forward")

@@ -63,7 +63,7 @@ def test_create_model_emits_the_contract_tree_with_upstreams_numbers(spans):
     profile.children.one(
         input_shape=[1, 3, 32, 32],
         training=False,
-        flops=41_563_136,  # upstream's figure: thop's rules as pinned in pyproject (nearest upsample = 1 op)
+        flops=41_563_136,  # upstream's figure (nearest upsample = 1 op per element, yolospan's own rule)
         phase=A.SPAN_INFO_PROFILE,
     )
     probe.children.one(

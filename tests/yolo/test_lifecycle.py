@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import pytest
-import thop
 import torch
 from torch import nn
 
@@ -26,16 +25,31 @@ from yolospan.yolo.heads import Segment
 
 @dataclass(frozen=True)
 class Upstream:
+    """Upstream v7.0's printed figures, and FLOP counts derived by formula (see `_by_formula`).
+
+    The FLOP fields are for the 32x32 probe of ``info_profile`` and follow upstream's convention
+    (thop's rules, 2 FLOPs per multiply-accumulate): a conv costs 2 x output elements x input
+    channels / groups x kernel area (its bias is free), an affine BatchNorm 4 x 2 per element,
+    a nearest upsample 1 x 2 per output element. `test_shipped_config_matches_upstream` recomputes
+    each from the layer shapes by those formulas, and their total at 640 prints upstream's published
+    GFLOPs (yolov5s: (41,556,992 + 2 x 3,072) x (640/32)^2 = 16.63e9, "16.6 GFLOPs");
+    `test_the_tiny_configs_flops_by_hand` checks the formulas layer by layer against arithmetic.
+    """
+
     params: int
     modules: int  # upstream v7.0's "layers": every module in the tree
     leaf_modules: int  # master-style count of modules without children
     gflops: str  # at 640, as printed
-    conv_bn_flops: int  # 2 x thop MACs of the 32x32 probe from convs and BatchNorms
-    upsample_elements: int  # nearest-upsample outputs of the 32x32 probe (thop's rule decides their cost)
+    conv_bn_flops: int  # of the 32x32 probe, from convs and BatchNorms
+    upsample_elements: int  # nearest-upsample outputs of the 32x32 probe, 2 FLOPs each
     fused_params: int
     fused_modules: int
     fused_conv_flops: int  # conv_bn_flops once the BatchNorms are folded away
     no: int  # outputs per anchor
+
+    @property
+    def probe_flops(self) -> int:
+        return self.conv_bn_flops + 2 * self.upsample_elements
 
 
 UPSTREAM = {
@@ -47,20 +61,32 @@ UPSTREAM = {
     "yolov5s-seg": Upstream(7_621_277, 225, 132, "26.6", 66_460_672, 11_264, 7_611_485, 165, 65_889_280, 117),
 }
 
+
+def _by_formula(model: nn.Module, image: torch.Tensor) -> tuple[int, int, int]:
+    """(conv FLOPs, BatchNorm FLOPs, nearest-upsample output elements) of one eval forward, by the
+    formulas of `Upstream`, from each layer's real shapes: no thop, no yolospan counting."""
+    conv = bn = upsampled = 0
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        nonlocal conv, bn, upsampled
+        if isinstance(module, nn.Conv2d):
+            kernel_area = module.kernel_size[0] * module.kernel_size[1]
+            conv += 2 * output.numel() * (module.in_channels // module.groups) * kernel_area
+        elif isinstance(module, nn.BatchNorm2d):
+            bn += 2 * 4 * args[0].numel()
+        elif isinstance(module, nn.Upsample) and module.mode == "nearest":
+            upsampled += output.numel()
+
+    target = copy.deepcopy(model).eval()  # the eval forward info_profile runs, on a copy as it does
+    for module in target.modules():
+        module.register_forward_hook(hook)
+    with torch.no_grad():
+        target(image)
+    return conv, bn, upsampled
+
+
 P3_ANCHORS = ((1.25, 1.625), (2.0, 3.75), (4.125, 2.875))
 P5_ANCHORS = ((3.625, 2.8125), (4.875, 6.1875), (11.65625, 10.1875))
-
-
-def nearest_upsample_ops_per_element() -> int:
-    """What the installed thop charges per output element of a nearest upsample.
-
-    ultralytics-thop 2.0 and 2.1 charge 1 (so the 32x32 probe of yolov5s is 41,563,136 FLOPs); 2.2 charges 0
-    (41,556,992). The GFLOPs print the same either way.
-    """
-    macs, _ = thop.profile(
-        nn.Upsample(scale_factor=2, mode="nearest"), inputs=(torch.zeros(1, 1, 1, 1),), verbose=False
-    )
-    return int(macs) // 4
 
 
 @pytest.mark.parametrize("name", list(UPSTREAM))
@@ -93,22 +119,26 @@ def test_shipped_config_matches_upstream(name):
     assert (profile.params, profile.gradients) == (expected.params, expected.params)
     assert (profile.modules, profile.leaf_modules) == (expected.modules, expected.leaf_modules)
     assert (profile.probe_size, profile.imgsz) == (32, 640)
-    nearest = nearest_upsample_ops_per_element()
-    assert profile.probe_flops == expected.conv_bn_flops + 2 * nearest * expected.upsample_elements
+    assert profile.probe_flops == expected.probe_flops
     assert f"{profile.gflops:.1f}" == expected.gflops
+    conv, bn, upsampled = _by_formula(model, torch.zeros(1, 3, 32, 32))
+    assert (conv + bn, upsampled) == (expected.conv_bn_flops, expected.upsample_elements)
 
     fused = fuse(model)
     assert (fused.params_before, fused.params_after) == (expected.params, expected.fused_params)
     assert fused.profile.modules == expected.fused_modules
-    assert fused.profile.probe_flops == expected.fused_conv_flops + 2 * nearest * expected.upsample_elements
+    assert fused.profile.probe_flops == expected.fused_conv_flops + 2 * expected.upsample_elements
+    assert _by_formula(model, torch.zeros(1, 3, 32, 32)) == (expected.fused_conv_flops, 0, upsampled)
 
 
+@pytest.mark.flops
 def test_yolov5s_summary_is_upstreams_line(probed):
     assert info_profile(probed("yolov5s")).summary == (
         "YOLOv5s summary: 214 layers, 7235389 parameters, 7235389 gradients, 16.6 GFLOPs"
     )
 
 
+@pytest.mark.flops
 def test_gflops_scale_with_the_image_size(probed):
     model = probed("yolov5s")
     at_640, at_320 = info_profile(model).gflops, info_profile(model, imgsz=320).gflops
@@ -176,19 +206,63 @@ def test_info_profile_leaves_the_model_untouched(probed):
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
+@pytest.mark.flops
 @pytest.mark.parametrize("name", list(UPSTREAM))
-def test_the_cores_forward_flops_equal_thop_profile(name, spans):
-    """yolospan counts FLOPs during the traced forward; the total must be thop.profile's, for every config."""
+def test_the_cores_forward_flops_are_upstreams(name, spans):
+    """yolospan counts FLOPs during the traced forward; the 32x32 total is upstream's, for every config."""
     model = build(load_spec(name)).model.eval()
     model.head.stride = torch.tensor([8.0, 16.0, 32.0])
-    image = torch.zeros(1, 3, 32, 32)
-    macs, _ = thop.profile(copy.deepcopy(model), inputs=(image,), verbose=False)
     with yolospan.instrument(model):
-        model(image)
+        model(torch.zeros(1, 3, 32, 32))
     spans.assert_names([A.SPAN_FORWARD])
-    spans.one(A.SPAN_FORWARD, flops=round(2 * macs))
+    spans.one(A.SPAN_FORWARD, flops=UPSTREAM[name].probe_flops)
 
 
+# The tiny config (tests/yolo/yolo_tiny.py) at info_profile's 32x32 probe, counted by hand with the
+# formulas of `Upstream`, as multiply-accumulates (FLOPs are twice these). A Conv is conv + BN:
+# conv MACs = output elements x input channels x kernel area, BN MACs = 4 x elements.
+_TINY_MACS = {
+    0: 8 * 16 * 16 * 3 * 9 + 4 * 8 * 16 * 16,  # Conv 3→8, k3 s2: out 8x16x16
+    1: 16 * 8 * 8 * 8 * 9 + 4 * 16 * 8 * 8,  # Conv 8→16, k3 s2: out 16x8x8
+    2: (
+        2 * (8 * 64 * 16 + 4 * 8 * 64)  # C3 16→16 (hidden 8) at 8x8: cv1, cv2 1x1 16→8
+        + (8 * 64 * 8 + 4 * 8 * 64)  # bottleneck cv1 1x1 8→8
+        + (8 * 64 * 8 * 9 + 4 * 8 * 64)  # bottleneck cv2 3x3 8→8
+        + (16 * 64 * 16 + 4 * 16 * 64)  # cv3 1x1 16→16
+    ),
+    3: 32 * 4 * 4 * 16 * 9 + 4 * 32 * 4 * 4,  # Conv 16→32, k3 s2: out 32x4x4
+    4: (16 * 16 * 32 + 4 * 16 * 16) + (32 * 16 * 64 + 4 * 32 * 16),  # SPPF: cv1 32→16, cv2 64→32 at 4x4
+    5: 32 * 8 * 8,  # nearest upsample x2: one op per output element, 32x8x8
+    6: 0,  # Concat
+    7: (
+        2 * (8 * 64 * 48 + 4 * 8 * 64)  # C3 48→16 (hidden 8), no shortcut: cv1, cv2 1x1 48→8
+        + (8 * 64 * 8 + 4 * 8 * 64)
+        + (8 * 64 * 8 * 9 + 4 * 8 * 64)
+        + (16 * 64 * 16 + 4 * 16 * 64)
+    ),
+    8: 14 * 8 * 8 * 16 + 14 * 4 * 4 * 32,  # Detect: 1x1 convs 16→14 at 8x8 and 32→14 at 4x4 (bias free)
+}
+
+
+@pytest.mark.flops
+def test_the_tiny_configs_flops_by_hand(tiny_yaml, spans):
+    assert 2 * sum(_TINY_MACS.values()) == 978_944  # the arithmetic above, summed once by hand
+    model = yolospan.build_model(tiny_yaml)
+    assert info_profile(model).probe_flops == 978_944
+    conv, bn, upsampled = _by_formula(model, torch.zeros(1, 3, 32, 32))
+    assert conv + bn + 2 * upsampled == 978_944  # the formula helper the UPSTREAM table is checked with
+    spans.clear()
+    model.eval()
+    with yolospan.instrument(model, layers=True):
+        model(torch.zeros(1, 3, 32, 32))
+    layers = {
+        s.attributes[A.LAYER_INDEX]: s.attributes[A.FLOPS] for s in spans if A.LAYER_INDEX in s.attributes
+    }
+    assert layers == {index: 2 * macs for index, macs in _TINY_MACS.items()}
+    spans.one(A.SPAN_FORWARD, flops=978_944)
+
+
+@pytest.mark.flops
 def test_fusing_keeps_the_output_and_recounts_flops(tiny_yaml, spans):
     model = yolospan.build_model(tiny_yaml).eval()
     spans.clear()  # forget the build: only the forwards around the fuse count

@@ -3,6 +3,12 @@
 thop's own ``profile`` needs a model copy and an extra forward. Here the same rules run as
 forward hooks during the traced forward itself, only while a call's signature is not yet cached,
 so a steady stream of same-shaped forwards pays nothing for counting.
+
+One rule is yolospan's own, because thop's changed between releases: nearest upsampling is
+charged one operation per output element, as upstream YOLOv5's published figures charge it
+(yolov5s: 41,563,136 FLOPs for a 32x32 image, 16.6 GFLOPs at 640); ultralytics-thop 2.1.2 and
+later charge it nothing. With it, the counts are the same under every thop release that
+pyproject.toml allows. `thop_custom_ops` hands the same rule to ``thop.profile``.
 """
 
 from __future__ import annotations
@@ -31,19 +37,53 @@ def _thop_tables() -> tuple[dict[type, Rule], Rule]:
     return register_hooks, zero_ops
 
 
+def _count_upsample(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+    """Nearest: one operation per output element; every other mode by thop's rule (stable across releases)."""
+    if getattr(module, "mode", None) == "nearest":
+        module.total_ops += output.numel()
+        return
+    from thop.vision.basic_hooks import count_upsample
+
+    count_upsample(module, args, output)
+
+
+_OWN: dict[type, Rule] = {
+    nn.Upsample: _count_upsample,
+    nn.UpsamplingNearest2d: _count_upsample,
+    nn.UpsamplingBilinear2d: _count_upsample,
+}
+"""yolospan's rules, found before thop's at each step of a type's MRO."""
+
+
 def rule_for(module_type: type) -> Rule | None:
-    """thop's rule for a type, resolved through its MRO as thop does; None for zero-cost or unknown types."""
+    """The rule for a type, resolved through its MRO as thop does; None for zero-cost or unknown types."""
     if module_type in _rules:
         return _rules[module_type]
     table, zero_ops = _thop_tables()
     found: Rule | None = None
     for klass in module_type.__mro__:
+        if klass in _OWN:
+            found = _OWN[klass]
+            break
         if klass in table:
             found = table[klass]
             break
     rule = None if found is zero_ops else found
     _rules[module_type] = rule
     return rule
+
+
+def thop_custom_ops(root: nn.Module) -> dict[type, Rule]:
+    """``custom_ops`` for ``thop.profile(root, ...)`` so that it counts with yolospan's own rules.
+
+    thop looks custom rules up by exact type, so every type under ``root`` that resolves to one
+    of yolospan's rules is listed.
+    """
+    return {
+        type(module): rule
+        for module in root.modules()
+        if (rule := rule_for(type(module))) is not None and rule in _OWN.values()
+    }
 
 
 def macs(module: nn.Module, rule: Rule, args: tuple[Any, ...], output: Any) -> int:

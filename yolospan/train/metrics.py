@@ -7,7 +7,9 @@ given explicitly, else the one set with `use_meter_provider`, else OpenTelemetry
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -105,16 +107,93 @@ def use_meter_provider(provider: metrics.MeterProvider) -> Iterator[metrics.Mete
         _meter_override.reset(token)
 
 
+class _SharedInstruments:
+    """The observable instruments of one meter provider, shared by every run recording to it.
+
+    The SDK makes an instrument once per name and meter: a second ``create_observable_gauge`` of
+    the same name hands back the first instrument and drops the new callbacks. So each provider
+    gets one set of instruments, created by its first run, whose callbacks observe every run made
+    on it (each point carries its run's ``yolospan.run.id``). A finished run keeps being observed
+    with its final values for as long as the provider lives, so an export after the run ended
+    (at shutdown, say) still has them, and a cumulative counter's series never vanishes.
+    """
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self._runs: list[TrainingMetrics] = []
+        self._lock = threading.Lock()
+        self.duration = meter.create_histogram(
+            METRIC_STEP_DURATION,
+            unit="s",
+            description="Wall time of a training step",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
+        )
+        meter.create_observable_counter(
+            METRIC_STEPS,
+            [self._over_runs(TrainingMetrics._steps_points)],
+            unit="{step}",
+            description="Training steps",
+        )
+        meter.create_observable_gauge(
+            METRIC_THROUGHPUT,
+            [self._over_runs(TrainingMetrics._throughput_points)],
+            unit="{image}/s",
+            description="Training images per second",
+        )
+        meter.create_observable_gauge(
+            METRIC_LOSS,
+            [self._over_runs(TrainingMetrics._loss_points_now)],
+            unit="1",
+            description="Training loss per component",
+        )
+        meter.create_observable_gauge(
+            METRIC_LR, [self._over_runs(TrainingMetrics._lr_points)], unit="1", description="Learning rate"
+        )
+        meter.create_observable_gauge(
+            METRIC_VAL_LOSS,
+            [self._over_runs(TrainingMetrics._val_loss_points)],
+            unit="1",
+            description="Validation loss per component",
+        )
+
+    def add(self, run: TrainingMetrics) -> None:
+        with self._lock:
+            self._runs.append(run)
+
+    def _over_runs(
+        self, points: Callable[[TrainingMetrics], list[metrics.Observation]]
+    ) -> Callable[[metrics.CallbackOptions], Iterable[metrics.Observation]]:
+        def observe(options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+            with self._lock:  # the reader's thread collects while training threads add runs
+                runs = list(self._runs)
+            return [point for run in runs for point in points(run)]
+
+        return observe
+
+
+# Weak keys: a provider that is dropped takes its instruments and runs with it.
+_shared: weakref.WeakKeyDictionary[metrics.MeterProvider, _SharedInstruments] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def _instruments_of(provider: metrics.MeterProvider) -> _SharedInstruments:
+    with _shared_lock:
+        shared = _shared.get(provider)
+        if shared is None:
+            shared = _shared[provider] = _SharedInstruments(provider.get_meter(_METER_NAME, __version__))
+        return shared
+
+
 class TrainingMetrics:
     """The training instruments of one run; every point carries ``yolospan.run.id``.
 
     Only the step-duration histogram is recorded through the SDK on each step. Counts and the
     gauges' latest values are kept here and read by asynchronous (observable) instruments when
     the metrics are collected, which exports the same points for a fraction of the per-step cost.
+    Several runs on one meter provider share its instruments; their points differ by run id.
     """
 
     def __init__(self, *, run_id: str, meter_provider: metrics.MeterProvider | None = None) -> None:
-        meter = resolve_meter_provider(meter_provider).get_meter(_METER_NAME, __version__)
+        shared = _instruments_of(resolve_meter_provider(meter_provider))
         self._run = {A.RUN_ID: run_id}
         self._components = {
             name: {A.RUN_ID: run_id, A.LOSS_COMPONENT: name} for name in ("box", "obj", "cls", "total")
@@ -124,28 +203,8 @@ class TrainingMetrics:
         self.losses: LossValues | None = None
         self.lr: float | None = None
         self.val_losses: LossValues | None = None
-        self._duration = meter.create_histogram(
-            METRIC_STEP_DURATION,
-            unit="s",
-            description="Wall time of a training step",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
-        )
-        meter.create_observable_counter(
-            METRIC_STEPS, [self._observe_steps], unit="{step}", description="Training steps"
-        )
-        meter.create_observable_gauge(
-            METRIC_THROUGHPUT,
-            [self._observe_throughput],
-            unit="{image}/s",
-            description="Training images per second",
-        )
-        meter.create_observable_gauge(
-            METRIC_LOSS, [self._observe_losses], unit="1", description="Training loss per component"
-        )
-        meter.create_observable_gauge(METRIC_LR, [self._observe_lr], unit="1", description="Learning rate")
-        meter.create_observable_gauge(
-            METRIC_VAL_LOSS, [self._observe_val_losses], unit="1", description="Validation loss per component"
-        )
+        self._duration = shared.duration
+        shared.add(self)
 
     def record_step(
         self, *, duration_s: float, images: int, losses: LossValues | None = None, lr: float | None = None
@@ -162,21 +221,21 @@ class TrainingMetrics:
     def record_validation(self, losses: LossValues) -> None:
         self.val_losses = losses
 
-    # --- callbacks, run by the metric reader at collection ------------------------------------------
+    # --- this run's points, read by the shared instruments' callbacks at collection -----------------
 
-    def _observe_steps(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    def _steps_points(self) -> list[metrics.Observation]:
         return [metrics.Observation(self.steps, self._run)]
 
-    def _observe_throughput(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    def _throughput_points(self) -> list[metrics.Observation]:
         return [] if self.throughput is None else [metrics.Observation(self.throughput, self._run)]
 
-    def _observe_lr(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    def _lr_points(self) -> list[metrics.Observation]:
         return [] if self.lr is None else [metrics.Observation(self.lr, self._run)]
 
-    def _observe_losses(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    def _loss_points_now(self) -> list[metrics.Observation]:
         return self._loss_points(self.losses)
 
-    def _observe_val_losses(self, options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+    def _val_loss_points(self) -> list[metrics.Observation]:
         return self._loss_points(self.val_losses)
 
     def _loss_points(self, losses: LossValues | None) -> list[metrics.Observation]:

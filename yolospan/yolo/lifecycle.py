@@ -22,6 +22,7 @@ from torch import nn
 from yolospan import attributes as A
 from yolospan.errors import UserError
 from yolospan.tracing import invalidate_flops, phase
+from yolospan.tracing._flops import thop_custom_ops
 from yolospan.yolo.builder import build_layers
 from yolospan.yolo.fuse import fuse_convs
 from yolospan.yolo.heads import Detect
@@ -197,7 +198,8 @@ def info_profile(
     with phase(
         A.SPAN_INFO_PROFILE, module=target, layers=trace_layers, tracer_provider=tracer_provider
     ) as span:
-        macs, _ = thop.profile(target, inputs=(image,), verbose=False)
+        # yolospan's own rules (nearest upsampling) make the count the same under every thop release.
+        macs, _ = thop.profile(target, inputs=(image,), custom_ops=thop_custom_ops(target), verbose=False)
         probe_flops = round(macs * 2)
         gflops = probe_flops / 1e9 * (imgsz / probe) ** 2
         result = InfoProfileResult(
