@@ -114,3 +114,27 @@ def test_keyword_calls_of_a_layer_are_counted_in_the_forward(spans):
     conv = spans.one("Conv2d")
     assert conv.attributes[A.INPUT_SHAPE] == [1, 3, 4, 4]
     assert conv.attributes[A.FLOPS] == forward.attributes[A.FLOPS] == 2 * 3 * 4 * 16
+
+
+@pytest.mark.parametrize("inner_first", [True, False], ids=["inner-removed-first", "outer-removed-first"])
+def test_a_layer_instrumented_on_its_own_too_is_traced_by_both_and_removed_in_any_order(spans, inner_first):
+    model = model_with(nn.Identity())
+    x = torch.zeros(1, 3, 4, 4)
+    outer = yolospan.instrument(model, layers=True)
+    inner = yolospan.instrument(model[0])  # takes the slot; the outer one runs inside it
+    model(x)
+    assert sorted(s.name for s in spans) == ["Conv2d", "Identity", "ReLU", "forward", "forward"]
+    (first, left), remaining = (
+        ((inner, outer), ["Conv2d", "Identity", "ReLU", "forward"])
+        if inner_first
+        else ((outer, inner), ["forward"])
+    )
+    first.remove()
+    spans.clear()
+    model(x)
+    assert sorted(s.name for s in spans) == remaining
+    left.remove()
+    assert all("_compiled_call_impl" not in m.__dict__ for m in model.modules())
+    spans.clear()
+    model(x)
+    assert list(spans) == []

@@ -190,7 +190,9 @@ class _Traced:
         previous = self.previous
         if previous is None:
             return module._call_impl(*args, **kwargs)  # type: ignore[no-untyped-call]
-        if isinstance(previous, _Traced):
+        if isinstance(previous, _Traced):  # another instrumentation of the same module
+            if _stepping_aside():
+                return previous.call(module, args, kwargs)
             return previous.enter(module, args, kwargs)
         return previous(*args, **kwargs)
 
