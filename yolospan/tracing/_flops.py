@@ -14,6 +14,8 @@ from typing import Any
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from yolospan.tracing._hook import CopiedAsInert
+
 _log = logging.getLogger(__name__)
 
 Rule = Callable[[nn.Module, tuple[Any, ...], Any], Any]
@@ -63,6 +65,22 @@ def macs(module: nn.Module, rule: Rule, args: tuple[Any, ...], output: Any) -> i
             buffers["total_ops"] = thops
 
 
+class _Count(CopiedAsInert):
+    """A counting forward hook: reports 2 x MACs of each call to ``sink`` (a copy gets an inert no-op)."""
+
+    __slots__ = ("rule", "sink")
+
+    def __init__(self, rule: Rule, sink: Callable[[int], None]) -> None:
+        self.rule = rule
+        self.sink = sink
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        try:
+            self.sink(2 * macs(module, self.rule, args, output))
+        except Exception:  # a counting rule must never break the model's forward
+            _log.warning("yolospan: FLOPs rule failed for %s", type(module).__name__, exc_info=True)
+
+
 def attach_counters(root: nn.Module, sink: Callable[[int], None]) -> list[RemovableHandle]:
     """Hook every module under ``root`` that thop charges for; each call reports 2 x MACs to ``sink``."""
     handles: list[RemovableHandle] = []
@@ -70,13 +88,6 @@ def attach_counters(root: nn.Module, sink: Callable[[int], None]) -> list[Remova
         rule = rule_for(type(module))
         if rule is None:
             continue
-
-        def count(m: nn.Module, args: tuple[Any, ...], output: Any, rule: Rule = rule) -> None:
-            try:
-                sink(2 * macs(m, rule, args, output))
-            except Exception:  # a counting rule must never break the model's forward
-                _log.warning("yolospan: FLOPs rule failed for %s", type(m).__name__, exc_info=True)
-
         # prepend: the count must land before yolospan's own post-hook closes the span.
-        handles.append(module.register_forward_hook(count, prepend=True))
+        handles.append(module.register_forward_hook(_Count(rule, sink), prepend=True))
     return handles

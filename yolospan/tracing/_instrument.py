@@ -35,6 +35,7 @@ from torch.utils.hooks import RemovableHandle
 from yolospan import attributes as A
 from yolospan.tracing import _attrs, _flops
 from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
+from yolospan.tracing._hook import CopiedAsInert
 
 _log = logging.getLogger(__name__)
 
@@ -193,18 +194,8 @@ class Instrumentation:
 
     def _attach(self, module: nn.Module, name: str, static: _attrs.Attributes, *, layer: bool) -> None:
         self._static[module] = static
-
-        # A deep copy of the module shares these hook functions; only the original is traced.
-        def pre(m: nn.Module, args: tuple[Any, ...]) -> None:
-            if m is module:
-                self._open(m, name, args, layer)
-
-        def post(m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if m is module:
-                self._close(output)
-
-        self._hooks.append(module.register_forward_pre_hook(pre))
-        self._hooks.append(module.register_forward_hook(post, always_call=True))
+        self._hooks.append(module.register_forward_pre_hook(_OpenHook(self, module, name, layer)))
+        self._hooks.append(module.register_forward_hook(_CloseHook(self, module), always_call=True))
 
     def _stack(self) -> list[_Frame | None]:
         stack: list[_Frame | None] | None = getattr(self._local, "stack", None)
@@ -352,6 +343,36 @@ class Instrumentation:
             made[id(frame)] = layer_span
             layer_span.end(end_time=frame.end_ns)
         root.pending = []
+
+
+class _OpenHook(CopiedAsInert):
+    """The forward pre-hook: opens the call's frame. A copy of the module gets an inert no-op."""
+
+    __slots__ = ("instrumentation", "layer", "module", "name")
+
+    def __init__(self, instrumentation: Instrumentation, module: nn.Module, name: str, layer: bool) -> None:
+        self.instrumentation = instrumentation
+        self.module = module
+        self.name = name
+        self.layer = layer
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if module is self.module:  # a shallow copy shares the hook dicts: only the original is traced
+            self.instrumentation._open(module, self.name, args, self.layer)
+
+
+class _CloseHook(CopiedAsInert):
+    """The ``always_call`` forward hook: closes the call's frame."""
+
+    __slots__ = ("instrumentation", "module")
+
+    def __init__(self, instrumentation: Instrumentation, module: nn.Module) -> None:
+        self.instrumentation = instrumentation
+        self.module = module
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if module is self.module:
+            self.instrumentation._close(output)
 
 
 def _start_ns(frame: _Frame) -> int:
