@@ -238,7 +238,9 @@ class ModelTracer:
             if current.is_recording():
                 try:
                     imgsz = _bind(self._info_parameters, args, kwargs, self._imgsz_parameter)
-                    current.set_attributes(_profile_attributes(instance, state, 640 if imgsz is None else imgsz))
+                    attrs = _profile_attributes(instance, state, 640 if imgsz is None else imgsz)
+                    attrs.update(_reported(result))
+                    current.set_attributes(attrs)
                 except Exception:
                     _log.warning("yolospan: could not describe the info profile", exc_info=True)
         return result
@@ -353,6 +355,17 @@ def _profile_attributes(model: nn.Module, state: _Info, imgsz: Any) -> dict[str,
         attrs[A.PROFILE_INPUT] = state.probe
         gflops = state.macs * 2 / 1e9 * height / state.probe * width / state.probe
         attrs[A.GFLOPS] = round(gflops, 1)
+    return attrs
+
+
+def _reported(result: Any) -> dict[str, AttributeValue]:
+    """What ultralytics' ``info()`` returns: (layers, parameters, gradients, GFLOPs) as it printed them."""
+    if not (isinstance(result, tuple) and len(result) == 4):
+        return {}  # yolov5's info() returns nothing: the attributes come from the model and thop
+    layers, params, gradients, gflops = result
+    attrs: dict[str, AttributeValue] = {A.LAYERS: int(layers), A.PARAMS: int(params), A.GRADIENTS: int(gradients)}
+    if gflops:
+        attrs[A.GFLOPS] = round(float(gflops), 1)
     return attrs
 
 
