@@ -21,7 +21,7 @@ os.environ.setdefault("MPLCONFIGDIR", os.path.join(_CONFIG, "matplotlib"))
 
 @pytest.fixture
 def instrumented(spans) -> Iterator[object]:
-    """Factory: ``instrumented(InstrumentorClass, **kwargs)`` instruments into ``spans``; undone at teardown."""
+    """Factory: ``instrumented(Instrumentor, **kwargs)`` instruments into ``spans``, undone at teardown."""
     applied = []
 
     def apply(cls, **kwargs):

@@ -10,17 +10,17 @@ import pytest
 pytest.importorskip("torchvision")
 pytest.importorskip("ultralytics")
 
-import torch  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from PIL import Image  # noqa: E402
-from ultralytics.engine import trainer as trainer_module  # noqa: E402
-from ultralytics.nn import tasks  # noqa: E402
-from ultralytics.utils import checks  # noqa: E402
+import torch
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from PIL import Image
+from ultralytics.engine import trainer as trainer_module
+from ultralytics.nn import tasks
+from ultralytics.utils import checks
 
-from yolospan import attributes as A  # noqa: E402
-from yolospan.instrumentation.ultralytics import UltralyticsInstrumentor  # noqa: E402
-from yolospan.train.metrics import METRIC_LOSS, METRIC_STEPS  # noqa: E402
+from yolospan import attributes as A
+from yolospan.instrumentation.ultralytics import UltralyticsInstrumentor
+from yolospan.train.metrics import METRIC_LOSS, METRIC_STEPS
 
 CONFIGS = ["yolov5su.yaml", "yolov8n.yaml", "yolo11n.yaml"]
 
@@ -88,9 +88,9 @@ def test_uninstrument_is_exact(spans):
     instrumentor = UltralyticsInstrumentor()
     instrumentor.instrument(tracer_provider=spans.provider)
     # identity, not ==: a wrapt wrapper compares equal to what it wraps
-    assert all(vars(owner)[name] is not was for (owner, name), was in zip(targets, before))
+    assert all(vars(owner)[name] is not was for (owner, name), was in zip(targets, before, strict=True))
     instrumentor.uninstrument()
-    assert all(vars(owner)[name] is was for (owner, name), was in zip(targets, before))
+    assert all(vars(owner)[name] is was for (owner, name), was in zip(targets, before, strict=True))
     assert not hasattr(tasks.BaseModel, "traced_layers")
 
 
@@ -125,7 +125,9 @@ def test_a_short_training_is_traced_step_by_step(instrumented, spans, dataset, t
         assert step.parent is None and step.phase == "train"
         step.children.assert_names(["forward", "backward", "optimizer_step"])
         assert step.attributes[A.STEP] == index and step.attributes[A.EPOCH] == 0
-        assert step.attributes[A.BATCH_SHAPE] == [2, 3, 64, 64] and step.attributes[A.BATCH_TARGETS] >= 2  # mosaic adds boxes
+        assert (
+            step.attributes[A.BATCH_SHAPE] == [2, 3, 64, 64] and step.attributes[A.BATCH_TARGETS] >= 2
+        )  # mosaic adds boxes
         assert step.attributes[A.RUN_ID] == run_id and A.RANK not in step.attributes
         forward = step.children[0]
         assert forward.attributes[A.PHASE] == "train" and forward.attributes[A.TRAINING] is True

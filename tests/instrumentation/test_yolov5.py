@@ -48,7 +48,9 @@ def test_yolov5s_agrees_with_yolospans_own_yolov5s_span_for_span(instrumented, s
     assert [c.name for c in ours.children] == ["stride_probe", "info_profile", "amp_check"]
     for phase_name in ("stride_probe", "info_profile"):
         upstream_phase, own_phase = spans.one(phase_name), ours.children.find(phase_name)[0]
-        assert [c.name for c in upstream_phase.children] == [c.name for c in own_phase.children] == ["forward"]
+        assert (
+            [c.name for c in upstream_phase.children] == [c.name for c in own_phase.children] == ["forward"]
+        )
     assert _forwards(spans) == _forwards(ours.descendants())
     profile = spans.one("info_profile").attributes
     assert profile[A.GFLOPS] == own.find("info_profile")[-1].attributes[A.GFLOPS] == 16.6
@@ -118,10 +120,10 @@ def test_uninstrument_leaves_every_upstream_function_as_it_was(spans):
     for _ in range(2):  # instrument, uninstrument, instrument again works
         instrumentor.instrument(tracer_provider=spans.provider)
         # identity, not ==: a wrapt wrapper compares equal to what it wraps
-        assert all(vars(owner)[name] is not was for (owner, name), was in zip(targets, before))
+        assert all(vars(owner)[name] is not was for (owner, name), was in zip(targets, before, strict=True))
         assert hasattr(yolo.BaseModel, "traced_layers")
         instrumentor.uninstrument()
-        assert all(vars(owner)[name] is was for (owner, name), was in zip(targets, before))
+        assert all(vars(owner)[name] is was for (owner, name), was in zip(targets, before, strict=True))
         assert not hasattr(yolo.BaseModel, "traced_layers")
     spans.clear()
     yolo.DetectionModel(YOLOV5S)

@@ -102,6 +102,10 @@ class UpstreamInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _info_parameters: tuple[str, ...] = ()
 
     def _apply(
-        self, patches: Patches, tracer: ModelTracer, trace_every: int, meter_provider: metrics.MeterProvider | None
+        self,
+        patches: Patches,
+        tracer: ModelTracer,
+        trace_every: int,
+        meter_provider: metrics.MeterProvider | None,
     ) -> None:
         raise NotImplementedError

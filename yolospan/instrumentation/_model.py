@@ -16,6 +16,7 @@ as yolospan's own `yolospan.create_model` and leaves every upstream result uncha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -123,10 +124,8 @@ class _LogCapture(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a record that cannot be formatted is not worth failing over
             self.messages.append(record.getMessage().strip())
-        except Exception:  # a record that cannot be formatted is not worth failing over
-            pass
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,9 @@ class ModelTracer:
 
     # --- wrappers (wrapt's signature) -----------------------------------------------------------
 
-    def init(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def init(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         """``DetectionModel.__init__``: the ``model.init`` span around upstream's whole constructor."""
         if _init.get() is not None:  # a model built inside another's creation: one model.init is enough
             return wrapped(*args, **kwargs)
@@ -211,7 +212,9 @@ class ModelTracer:
         except Exception:
             _log.warning("yolospan: could not describe the model", exc_info=True)
 
-    def forward(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def forward(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         """Upstream's stride probe calls ``self.forward`` directly: route that one call through hooks."""
         state = _init.get()
         if state is None or state.probed or state.model is not instance:
@@ -226,7 +229,9 @@ class ModelTracer:
         with scope:
             return instance(*args, **kwargs)  # __call__ runs the hooks, then this wrapper's own forward
 
-    def info(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def info(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         """``model.info()``: the ``info_profile`` phase; `profile` supplies upstream's FLOPs inside it."""
         state = _Info(self.settings.layers)
         with self.scope(), phase(A.SPAN_INFO_PROFILE) as current:
@@ -245,7 +250,9 @@ class ModelTracer:
                     _log.warning("yolospan: could not describe the info profile", exc_info=True)
         return result
 
-    def fuse(self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def fuse(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         """``model.fuse()``: the ``fuse`` phase (its own ``info_profile`` inside, as upstream)."""
         with self.scope(), phase(A.SPAN_FUSE) as current:
             before = _batchnorms(instance)
@@ -274,7 +281,7 @@ class ModelTracer:
                 _amp.reset(token)
                 upstream_log.removeHandler(capture)
 
-    def amp_model(self, model: nn.Module) -> None:
+    def amp_model(self, model: object) -> None:
         """A copy the AMP check runs: traced until the check ends."""
         state = _amp.get()
         if state is None or not isinstance(model, nn.Module) or instrumentation_of(model) is not None:
@@ -309,7 +316,9 @@ def release_profile_patch() -> None:
         _profile_patch.clear()
 
 
-def _profile(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _profile(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """``thop.profile`` inside an info profile: trace the copy it counts, keep the MACs it returns."""
     state = _info.get()
     if state is None:
@@ -363,7 +372,11 @@ def _reported(result: Any) -> dict[str, AttributeValue]:
     if not (isinstance(result, tuple) and len(result) == 4):
         return {}  # yolov5's info() returns nothing: the attributes come from the model and thop
     layers, params, gradients, gflops = result
-    attrs: dict[str, AttributeValue] = {A.LAYERS: int(layers), A.PARAMS: int(params), A.GRADIENTS: int(gradients)}
+    attrs: dict[str, AttributeValue] = {
+        A.LAYERS: int(layers),
+        A.PARAMS: int(params),
+        A.GRADIENTS: int(gradients),
+    }
     if gflops:
         attrs[A.GFLOPS] = round(float(gflops), 1)
     return attrs

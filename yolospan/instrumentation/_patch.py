@@ -51,9 +51,7 @@ class Patches:
     def __len__(self) -> int:
         return len(self._applied)
 
-    def wrap(
-        self, module: str, path: str, wrapper: Wrapper, *, imported_by: Iterable[str] = ()
-    ) -> bool:
+    def wrap(self, module: str, path: str, wrapper: Wrapper, *, imported_by: Iterable[str] = ()) -> bool:
         """Wrap ``module``'s ``path`` (``func`` or ``Class.method``); False when the target is missing."""
         owner = _resolve_owner(module, path)
         name = path.rsplit(".", 1)[-1]
@@ -62,7 +60,7 @@ class Patches:
             return False
         before = vars(owner).get(name, _ABSENT) if hasattr(owner, "__dict__") else _ABSENT
         original = getattr(owner, name) if before is _ABSENT else before
-        installed = wrapt.FunctionWrapper(original, wrapper)
+        installed = wrapt.FunctionWrapper(original, wrapper)  # type: ignore[arg-type]
         consumers = tuple(imported_by)
         self._set(owner, name, before, installed, consumers)
         for consumer in consumers:  # a module-level function, already imported by name elsewhere

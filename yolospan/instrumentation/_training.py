@@ -141,7 +141,9 @@ class TrainingTracer:
         added: list[tuple[str, Callable[[Any], None]]] = []
         try:
             run_id = os.environ.get(ENV_RUN_ID) or new_run_id()
-            run = _Run(run_id, self.trace_every, TrainingMetrics(run_id=run_id, meter_provider=self.meter_provider))
+            run = _Run(
+                run_id, self.trace_every, TrainingMetrics(run_id=run_id, meter_provider=self.meter_provider)
+            )
             run.scope.enter_context(self.tracer.scope())
             run.scope.enter_context(span_attributes({A.RUN_ID: run_id}))
             token = _run.set(run)
@@ -162,7 +164,11 @@ class TrainingTracer:
             self._finish(run, instance, added, error)
 
     def _finish(
-        self, run: _Run, trainer: Any, added: list[tuple[str, Callable[[Any], None]]], error: BaseException | None
+        self,
+        run: _Run,
+        trainer: Any,
+        added: list[tuple[str, Callable[[Any], None]]],
+        error: BaseException | None,
     ) -> None:
         try:
             if run.step is not None:  # the step that raised
@@ -280,7 +286,7 @@ class TrainingTracer:
         step = run.step if run is not None else None
         if step is None:
             return wrapped(*args, **kwargs)
-        batch = args[0] if args else kwargs.get("batch")
+        batch: Any = args[0] if args else kwargs.get("batch")
         preds = args[1] if len(args) > 1 else kwargs.get("preds")
         self._describe_batch(step, batch)
         if not step.traced:
@@ -320,7 +326,9 @@ class TrainingTracer:
         except Exception:
             _log.warning("yolospan: could not record the backward span", exc_info=True)
 
-    def optimizer_step(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def optimizer_step(
+        self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         run = _run.get()
         step = run.step if run is not None else None
         if step is None or not step.traced:
@@ -350,7 +358,10 @@ class TrainingTracer:
             return wrapped(*args, **kwargs)
         ema = getattr(getattr(instance, "ema", None), "ema", None)
         model = ema if ema is not None else getattr(instance, "model", None)
-        attrs: Mapping[str, AttributeValue] = {A.EPOCH: int(getattr(instance, "epoch", 0)), **rank_attributes()}
+        attrs: Mapping[str, AttributeValue] = {
+            A.EPOCH: int(getattr(instance, "epoch", 0)),
+            **rank_attributes(),
+        }
         with new_root(), span(A.PHASE_VAL, phase=A.PHASE_VAL, module=model, attributes=attrs) as current:
             result = wrapped(*args, **kwargs)
             if current.is_recording():

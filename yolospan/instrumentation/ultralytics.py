@@ -41,7 +41,11 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
         return SUPPORTED
 
     def _apply(
-        self, patches: Patches, tracer: ModelTracer, trace_every: int, meter_provider: metrics.MeterProvider | None
+        self,
+        patches: Patches,
+        tracer: ModelTracer,
+        trace_every: int,
+        meter_provider: metrics.MeterProvider | None,
     ) -> None:
         patches.wrap(_TASKS, "DetectionModel.__init__", tracer.init)
         patches.wrap(_TASKS, "BaseModel.forward", tracer.forward)
@@ -54,14 +58,16 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
         patches.wrap(_TRAINER, "BaseTrainer._do_train", training.do_train)
         patches.wrap(_TRAINER, "BaseTrainer.optimizer_step", training.optimizer_step)
         patches.wrap(_TRAINER, "BaseTrainer.validate", training.validate)
-        from ultralytics.nn import tasks
+        from ultralytics.nn import tasks  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         install_layers(patches, tasks.BaseModel)
 
 
 def _check_amp(tracer: ModelTracer) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        model = args[0] if args else kwargs.get("model")
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        model: Any = args[0] if args else kwargs.get("model")
         try:
             device = str(next(model.parameters()).device.type)
         except Exception:

@@ -39,7 +39,11 @@ class YOLOv5Instrumentor(UpstreamInstrumentor):
         return SUPPORTED
 
     def _apply(
-        self, patches: Patches, tracer: ModelTracer, trace_every: int, meter_provider: metrics.MeterProvider | None
+        self,
+        patches: Patches,
+        tracer: ModelTracer,
+        trace_every: int,
+        meter_provider: metrics.MeterProvider | None,
     ) -> None:
         patches.wrap(_MODELS, "DetectionModel.__init__", tracer.init)
         patches.wrap(_MODELS, "DetectionModel.forward", tracer.forward)
@@ -47,7 +51,7 @@ class YOLOv5Instrumentor(UpstreamInstrumentor):
         patches.wrap(_MODELS, "BaseModel.fuse", tracer.fuse)
         patches.wrap("yolov5.utils.general", "check_amp", _check_amp(tracer), imported_by=_CHECK_AMP_USERS)
         patches.wrap("yolov5.models.common", "AutoShape.__init__", _autoshape(tracer))
-        from yolov5.models import yolo
+        from yolov5.models import yolo  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         install_layers(patches, yolo.BaseModel)
 
@@ -56,8 +60,10 @@ Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], A
 
 
 def _check_amp(tracer: ModelTracer) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        model = args[0] if args else kwargs.get("model")
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        model: Any = args[0] if args else kwargs.get("model")
         device = _device_type(model)
         with tracer.amp_check(model, "yolov5") as (current, capture):
             result = wrapped(*args, **kwargs)
@@ -71,7 +77,9 @@ def _check_amp(tracer: ModelTracer) -> Wrapper:
 def _autoshape(tracer: ModelTracer) -> Wrapper:
     """check_amp wraps a copy of the model in AutoShape: trace that copy's two forwards."""
 
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         tracer.amp_model(args[0] if args else kwargs.get("model"))
         return wrapped(*args, **kwargs)
 
