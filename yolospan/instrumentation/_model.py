@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -116,6 +117,9 @@ _info: ContextVar[_Info | None] = ContextVar("yolospan_upstream_info", default=N
 _amp: ContextVar[_Amp | None] = ContextVar("yolospan_upstream_amp", default=None)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # upstream colours its prefixes
+
+
 class _LogCapture(logging.Handler):
     """Upstream's own log lines during a check: its reason, in its words."""
 
@@ -125,7 +129,7 @@ class _LogCapture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):  # a record that cannot be formatted is not worth failing over
-            self.messages.append(record.getMessage().strip())
+            self.messages.append(_ANSI.sub("", record.getMessage()).strip())
 
 
 @dataclass(frozen=True)
