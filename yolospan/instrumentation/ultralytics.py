@@ -36,6 +36,8 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
 
     _imgsz_parameter = "imgsz"
     _info_parameters = ("detailed", "verbose", "imgsz")
+    training: TrainingTracer | None = None
+    """The training wrappers and callbacks while instrumented (the bench drives them directly)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return SUPPORTED
@@ -52,7 +54,7 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
         patches.wrap(_TASKS, "BaseModel.info", tracer.info)
         patches.wrap(_TASKS, "BaseModel.fuse", tracer.fuse)
         patches.wrap("ultralytics.utils.checks", "check_amp", _check_amp(tracer), imported_by=(_TRAINER,))
-        training = TrainingTracer(tracer, trace_every, meter_provider)
+        training = self.training = TrainingTracer(tracer, trace_every, meter_provider)
         patches.wrap(_TASKS, "BaseModel.loss", training.loss)
         patches.wrap(_TRAINER, "BaseTrainer.train", training.train)
         patches.wrap(_TRAINER, "BaseTrainer._do_train", training.do_train)
