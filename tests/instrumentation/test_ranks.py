@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torchvision")
 pytest.importorskip("ultralytics")
 
-from yolospan import attributes as A  # noqa: E402
+from yolospan import attributes as A
 
 RANK_SCRIPT = textwrap.dedent(
     """
