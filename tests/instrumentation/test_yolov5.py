@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 from pathlib import Path
 
@@ -26,6 +27,15 @@ YOLOV5S = str(Path(yolov5.__file__).parent / "models" / "yolov5s.yaml")
 _FORWARD_KEYS = (A.PHASE, A.TRAINING, A.INPUT_SHAPE, A.INPUT_DTYPE, A.OUTPUT_COUNT, A.FLOPS)
 
 
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
 def _forwards(recorded):
     return [
         {k: v for k, v in span.attributes.items() if k in _FORWARD_KEYS or k.startswith("yolospan.output.")}
@@ -39,7 +49,12 @@ def test_yolov5s_agrees_with_yolospans_own_yolov5s_span_for_span(instrumented, s
         yolospan.build_model("yolov5s")
         created = yolospan.create_model("yolov5s")
     instrumented(YOLOv5Instrumentor)
-    model = yolo.DetectionModel(YOLOV5S)
+    printed = _Lines()
+    logging.getLogger("yolov5").addHandler(printed)
+    try:
+        model = yolo.DetectionModel(YOLOV5S)
+    finally:
+        logging.getLogger("yolov5").removeHandler(printed)
     general.check_amp(model)
 
     init = spans.one("model.init")
@@ -55,6 +70,8 @@ def test_yolov5s_agrees_with_yolospans_own_yolov5s_span_for_span(instrumented, s
     profile = spans.one("info_profile").attributes
     assert profile[A.GFLOPS] == own.find("info_profile")[-1].attributes[A.GFLOPS] == 16.6
     assert profile[A.GFLOPS] == round(created.profile.gflops, 1)
+    summary = next(line for line in printed.lines if "summary" in line)
+    assert summary.endswith(f"7235389 gradients, {profile[A.GFLOPS]} GFLOPs"), summary
     assert spans.one("forward", phase="info_profile").attributes[A.FLOPS] == created.profile.probe_flops
     for key in (A.MODEL_NAME, A.MODEL_NC, A.MODEL_PARAMS, A.MODEL_STRIDE, A.MODEL_LAYERS):
         assert init.attributes[key] == ours.attributes[key], key
