@@ -228,7 +228,7 @@ LOSS_TOTAL: Final = "yolospan.loss.total"
 """float: box + obj + cls; the tensor back-propagated is this times the batch size, as upstream."""
 
 LOSS_COMPONENT: Final = "yolospan.loss.component"
-"""str: on loss metric points: ``box``, ``obj``, ``cls`` or ``total``."""
+"""str: on loss metric points: ``box``, ``obj``, ``cls`` or ``total`` (ultralytics: ``dfl``, no ``obj``)."""
 
 ACCUMULATE: Final = "yolospan.optimizer.accumulate"
 """int: batches whose gradients this optimizer step applies (upstream accumulates to 64 images)."""

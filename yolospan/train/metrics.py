@@ -43,7 +43,7 @@ METRIC_THROUGHPUT: Final = "yolospan.train.throughput"
 """Gauge ({image}/s): images in the step over its duration."""
 
 METRIC_LOSS: Final = "yolospan.train.loss"
-"""Gauge: the step's loss per ``yolospan.loss.component`` (box, obj, cls, total)."""
+"""Gauge: the step's loss per ``yolospan.loss.component`` (box, obj, cls, total; ultralytics: dfl, no obj)."""
 
 METRIC_LR: Final = "yolospan.train.lr"
 """Gauge: learning rate of the first parameter group during the step."""
