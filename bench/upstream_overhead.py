@@ -37,6 +37,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+import yolospan
+from yolospan.tracing import instrumentation_of
+
 
 class DropExporter(SpanExporter):
     def __init__(self) -> None:
@@ -81,9 +84,12 @@ def forwards(name: str, rounds: int, imgsz: int) -> dict[str, float]:
     instrumentor = instrumentor_class()
     instrumentor.instrument(tracer_provider=provider)
     models["model-level"] = make().eval()
-    instrumentor.uninstrument()
-    instrumentor.instrument(tracer_provider=provider, layers=True)
-    models["layers=True"] = make().eval()
+    layered = make().eval()  # what instrument(layers=True) does to the models it builds:
+    handle = instrumentation_of(layered)
+    assert handle is not None
+    handle.remove()
+    yolospan.instrument(layered, layers=True, tracer_provider=provider)
+    models["layers=True"] = layered
     for model in models.values():
         model.load_state_dict(models["untraced"].state_dict())
     image = torch.zeros(1, 3, imgsz, imgsz)
@@ -99,6 +105,7 @@ def forwards(name: str, rounds: int, imgsz: int) -> dict[str, float]:
                 start = time.perf_counter()
                 models[variant](image)
                 times[variant].append(time.perf_counter() - start)
+    instrumentation_of(layered).remove()  # type: ignore[union-attr]
     instrumentor.uninstrument()
     provider.shutdown()
     base = statistics.median(times["untraced"])

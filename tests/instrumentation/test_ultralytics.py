@@ -159,3 +159,69 @@ def test_a_short_training_is_traced_step_by_step(instrumented, spans, dataset, t
     }
     assert points[(METRIC_STEPS, ((A.RUN_ID, run_id),))] == 2
     assert (METRIC_LOSS, ((A.LOSS_COMPONENT, "dfl"), (A.RUN_ID, run_id))) in points
+
+
+def test_forwards_go_to_the_provider_the_instrumentor_was_given():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = UltralyticsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)  # no spans fixture: nothing else routes spans
+    try:
+        model = tasks.DetectionModel("yolov8n.yaml", verbose=False).eval()
+        exporter.clear()
+        model(torch.zeros(1, 3, 64, 64))
+    finally:
+        instrumentor.uninstrument()
+    assert [span.name for span in exporter.get_finished_spans()] == ["forward"]
+
+
+class _Trainer:
+    """What the step callbacks read from ultralytics' trainer."""
+
+    def __init__(self):
+        self.callbacks = {}
+        self.epoch = 0
+        self.optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+        self.loss_items = torch.tensor([1.0, 2.0, 3.0])
+
+    def add_callback(self, event, callback):
+        self.callbacks.setdefault(event, []).append(callback)
+
+    def run(self, event):
+        for callback in self.callbacks.get(event, []):
+            callback(self)
+
+
+def test_trace_every_traces_one_step_in_n_and_drops_the_others_forwards():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # the SDK's default sampler: parent-based, always on
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = UltralyticsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider, trace_every=3)
+    try:
+        model = tasks.DetectionModel("yolov8n.yaml", verbose=False).eval()
+        exporter.clear()
+        trainer = _Trainer()
+
+        def steps():
+            for _ in range(6):
+                trainer.run("on_train_batch_start")
+                model(torch.zeros(1, 3, 32, 32))
+                trainer.run("on_train_batch_end")
+
+        instrumentor.training.do_train(steps, trainer, (), {})
+    finally:
+        instrumentor.uninstrument()
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names.count("train_step") == 2 and names.count("forward") == 2
+    assert [s.attributes[A.STEP] for s in exporter.get_finished_spans() if s.name == "train_step"] == [0, 3]
+    assert trainer.callbacks == {event: [] for event in trainer.callbacks}  # ours removed after the run

@@ -172,7 +172,9 @@ class ModelTracer:
     def watch(self, model: nn.Module) -> None:
         """Keep ``model`` instrumented, so each of its forwards is a ``forward`` span."""
         if instrumentation_of(model) is None:
-            self._models[model] = instrument(model, layers=self.settings.layers)
+            self._models[model] = instrument(
+                model, layers=self.settings.layers, tracer_provider=self.settings.tracer_provider
+            )
 
     # --- wrappers (wrapt's signature) -----------------------------------------------------------
 

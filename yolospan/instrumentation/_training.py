@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
@@ -251,8 +253,9 @@ class TrainingTracer:
                 if lr is not None:
                     attrs[A.LR] = lr
                 root = scope.enter_context(span(A.SPAN_TRAIN_STEP, phase=A.PHASE_TRAIN, attributes=attrs))
-            else:
+            else:  # an unsampled parent: forwards inside are dropped by any parent-based sampler too
                 scope.enter_context(use_tracer_provider(_NO_TRACING))
+                scope.enter_context(_unsampled())
         except Exception:
             _log.warning("yolospan: could not start the step span", exc_info=True)
         run.step = _Step(index, traced and root.is_recording(), scope, root, time.perf_counter())
@@ -386,6 +389,28 @@ def _val_attributes(trainer: Any, result: Any) -> dict[str, AttributeValue]:
     if isinstance(seen, int):
         attrs[A.VAL_IMAGES] = seen
     return attrs
+
+
+@contextmanager
+def _unsampled() -> Iterator[None]:
+    """A context whose current span is not sampled (a step that ``trace_every`` leaves out).
+
+    The model's forwards go to the instrumentor's provider when one was given; with the default
+    parent-based sampler their spans then follow this parent and are not recorded.
+    """
+    parent = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=random.getrandbits(128) or 1,
+            span_id=random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+        )
+    )
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _close(scope: ExitStack, error: BaseException | None) -> None:
