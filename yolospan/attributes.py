@@ -159,6 +159,10 @@ AMP_INPUT_SHAPE: Final = "yolospan.amp.input.shape"
 AMP_COMPARED: Final = "yolospan.amp.compared"
 """str: what was compared (raw predictions, and the post-NMS boxes as upstream does)."""
 
+AMP_ENABLED: Final = "yolospan.amp.enabled"
+"""bool: what upstream's own ``check_amp`` returned, i.e. whether its training uses AMP (instrumentors).
+Not the same as the verdict: ultralytics keeps AMP on when its check is skipped offline."""
+
 # --- training -----------------------------------------------------------------------------------
 
 SPAN_TRAIN_STEP: Final = "train_step"
@@ -179,7 +183,17 @@ PHASE_TRAIN: Final = "train"
 PHASE_VAL: Final = "val"
 """Phase of validation forwards; also the name of the span of one validation pass (its own trace)."""
 
-TRAINING_SPAN_NAMES: Final = (SPAN_TRAIN_STEP, SPAN_LOSS, SPAN_BACKWARD, SPAN_OPTIMIZER_STEP, PHASE_VAL)
+SPAN_EPOCH: Final = "epoch"
+"""Root of one training epoch of an upstream trainer (its own trace): steps, mean losses, lr, fitness."""
+
+TRAINING_SPAN_NAMES: Final = (
+    SPAN_TRAIN_STEP,
+    SPAN_LOSS,
+    SPAN_BACKWARD,
+    SPAN_OPTIMIZER_STEP,
+    PHASE_VAL,
+    SPAN_EPOCH,
+)
 """The unit-of-work spans of training, besides ``forward`` and the ``model.init`` trace."""
 
 TRAINING_PHASES: Final = (PHASE_TRAIN, PHASE_VAL)
@@ -212,11 +226,14 @@ LOSS_OBJ: Final = "yolospan.loss.obj"
 LOSS_CLS: Final = "yolospan.loss.cls"
 """float: classification loss, gain applied (0 for a single-class model)."""
 
+LOSS_DFL: Final = "yolospan.loss.dfl"
+"""float: distribution focal loss, gain applied (ultralytics' anchor-free heads: box, cls, dfl)."""
+
 LOSS_TOTAL: Final = "yolospan.loss.total"
 """float: box + obj + cls; the tensor back-propagated is this times the batch size, as upstream."""
 
 LOSS_COMPONENT: Final = "yolospan.loss.component"
-"""str: on loss metric points: ``box``, ``obj``, ``cls`` or ``total``."""
+"""str: on loss metric points: ``box``, ``obj``, ``cls`` or ``total`` (ultralytics: ``dfl``, no ``obj``)."""
 
 ACCUMULATE: Final = "yolospan.optimizer.accumulate"
 """int: batches whose gradients this optimizer step applies (upstream accumulates to 64 images)."""
@@ -229,6 +246,15 @@ SCALER_SCALE: Final = "yolospan.scaler.scale"
 
 SCALER_SKIPPED: Final = "yolospan.scaler.skipped"
 """bool: the scaler found inf/NaN gradients and skipped the optimizer step (its scale went down)."""
+
+RANK: Final = "yolospan.rank"
+"""int: ``torch.distributed`` rank of the process, set only when a process group is initialised."""
+
+WORLD_SIZE: Final = "yolospan.world_size"
+"""int: number of processes in the ``torch.distributed`` process group (set with ``yolospan.rank``)."""
+
+FITNESS: Final = "yolospan.fitness"
+"""float: upstream's fitness after an epoch's validation (ultralytics: 0.1 mAP50 + 0.9 mAP50-95)."""
 
 VAL_IMAGES: Final = "yolospan.val.images"
 """int: images in one validation pass; the ``val`` span also carries the mean ``yolospan.loss.*``."""

@@ -91,3 +91,14 @@ def test_a_layer_first_seen_inside_a_cached_forward_is_still_counted(spans):
     layers = [s for s in list(spans) if s.name != "forward"]
     forward = spans.find("forward")[-1]
     assert sum(s.attributes[A.FLOPS] for s in layers) == forward.attributes[A.FLOPS]
+
+
+def test_a_forward_inside_thop_profile_counts_and_leaves_thops_own_count_alone(spans):
+    # Upstream's model summary runs thop.profile on a copy; yolospan traces that forward too.
+    model = small().eval()
+    x = torch.zeros(1, 3, 32, 32)
+    untraced, _ = profile(copy.deepcopy(model), inputs=(x,), verbose=False)
+    with yolospan.instrument(model, tracer_provider=spans.provider):
+        traced, _ = profile(model, inputs=(x,), verbose=False)
+    assert traced == untraced
+    assert spans.one("forward").attributes[A.FLOPS] == round(2 * untraced)

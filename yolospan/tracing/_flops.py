@@ -89,6 +89,10 @@ def thop_custom_ops(root: nn.Module) -> dict[type, Rule]:
 def macs(module: nn.Module, rule: Rule, args: tuple[Any, ...], output: Any) -> int:
     """Run a thop rule against the real module; thop writes its count into ``module.total_ops``."""
     store = module.__dict__
+    # Inside ``thop.profile`` (upstream's model summary) the module also has thop's own
+    # ``total_ops`` buffer: set aside while the rule runs, so neither count reaches the other.
+    buffers: dict[str, Any] | None = store.get("_buffers")
+    thops = buffers.pop("total_ops", _MISSING) if buffers is not None else _MISSING
     previous = store.get("total_ops", _MISSING)
     store["total_ops"] = 0
     try:
@@ -99,6 +103,8 @@ def macs(module: nn.Module, rule: Rule, args: tuple[Any, ...], output: Any) -> i
             store.pop("total_ops", None)
         else:
             store["total_ops"] = previous
+        if thops is not _MISSING and buffers is not None:
+            buffers["total_ops"] = thops
 
 
 class _Count(CopiedAsInert):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from opentelemetry import metrics
 
@@ -31,6 +31,7 @@ __all__ = [
     "METRIC_STEP_DURATION",
     "METRIC_THROUGHPUT",
     "METRIC_VAL_LOSS",
+    "LossComponents",
     "LossValues",
     "TrainingMetrics",
     "resolve_meter_provider",
@@ -44,7 +45,7 @@ METRIC_THROUGHPUT: Final = "yolospan.train.throughput"
 """Gauge ({image}/s): images in the step over its duration."""
 
 METRIC_LOSS: Final = "yolospan.train.loss"
-"""Gauge: the step's loss per ``yolospan.loss.component`` (box, obj, cls, total)."""
+"""Gauge: the step's loss per ``yolospan.loss.component`` (box, obj, cls, total; ultralytics: dfl, no obj)."""
 
 METRIC_LR: Final = "yolospan.train.lr"
 """Gauge: learning rate of the first parameter group during the step."""
@@ -62,6 +63,12 @@ _METER_NAME = "yolospan.train"
 _meter_override: ContextVar[metrics.MeterProvider | None] = ContextVar(
     "yolospan_meter_provider", default=None
 )
+
+
+class LossComponents(Protocol):
+    """Any step's losses by component name (yolospan's box/obj/cls, ultralytics' box/cls/dfl)."""
+
+    def as_dict(self) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -200,14 +207,14 @@ class TrainingMetrics:
         }
         self.steps = 0
         self.throughput: float | None = None
-        self.losses: LossValues | None = None
+        self.losses: LossComponents | None = None
         self.lr: float | None = None
-        self.val_losses: LossValues | None = None
+        self.val_losses: LossComponents | None = None
         self._duration = shared.duration
         shared.add(self)
 
     def record_step(
-        self, *, duration_s: float, images: int, losses: LossValues | None = None, lr: float | None = None
+        self, *, duration_s: float, images: int, losses: LossComponents | None = None, lr: float | None = None
     ) -> None:
         self._duration.record(duration_s, self._run)
         self.steps += 1
@@ -218,7 +225,7 @@ class TrainingMetrics:
         if lr is not None:
             self.lr = lr
 
-    def record_validation(self, losses: LossValues) -> None:
+    def record_validation(self, losses: LossComponents) -> None:
         self.val_losses = losses
 
     # --- this run's points, read by the shared instruments' callbacks at collection -----------------
@@ -238,9 +245,13 @@ class TrainingMetrics:
     def _val_loss_points(self) -> list[metrics.Observation]:
         return self._loss_points(self.val_losses)
 
-    def _loss_points(self, losses: LossValues | None) -> list[metrics.Observation]:
+    def _loss_points(self, losses: LossComponents | None) -> list[metrics.Observation]:
         if losses is None:
             return []
-        return [
-            metrics.Observation(value, self._components[name]) for name, value in losses.as_dict().items()
-        ]
+        return [metrics.Observation(value, self._component(name)) for name, value in losses.as_dict().items()]
+
+    def _component(self, name: str) -> dict[str, str]:
+        attrs = self._components.get(name)
+        if attrs is None:
+            attrs = self._components[name] = {A.RUN_ID: self._run[A.RUN_ID], A.LOSS_COMPONENT: name}
+        return attrs

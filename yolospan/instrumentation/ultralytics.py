@@ -1,0 +1,83 @@
+"""OpenTelemetry instrumentor for the upstream ``ultralytics`` package (8.x: YOLOv5u, YOLOv8, YOLO11).
+
+    from yolospan.instrumentation.ultralytics import UltralyticsInstrumentor
+
+    UltralyticsInstrumentor().instrument(tracer_provider=provider)
+
+or, with nothing in the code, ``opentelemetry-instrument yolo train model=yolov8n.yaml ...``.
+Model creation, forwards and layers are traced as for ``yolov5`` (see `_model`); a training adds
+``train_step``, ``epoch`` and ``val`` traces and the step metrics (see `_training`). The package is
+AGPL-3.0: it is imported only when this instrumentor is applied, never by yolospan itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from opentelemetry import metrics
+
+from yolospan.instrumentation._base import UpstreamInstrumentor
+from yolospan.instrumentation._model import ModelTracer, amp_verdict, install_layers
+from yolospan.instrumentation._patch import Patches
+from yolospan.instrumentation._training import TrainingTracer
+
+__all__ = ["SUPPORTED", "UltralyticsInstrumentor"]
+
+SUPPORTED = ("ultralytics >= 8.1, < 8.4",)
+"""The versions these wrappers were written against (8.3.253 is tested)."""
+
+_TASKS = "ultralytics.nn.tasks"
+_TRAINER = "ultralytics.engine.trainer"
+
+
+class UltralyticsInstrumentor(UpstreamInstrumentor):
+    """Spans for ultralytics' model creation, AMP check, forwards, layers and training."""
+
+    _imgsz_parameter = "imgsz"
+    _info_parameters = ("detailed", "verbose", "imgsz")
+    training: TrainingTracer | None = None
+    """The training wrappers and callbacks while instrumented (the bench drives them directly)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return SUPPORTED
+
+    def _apply(
+        self,
+        patches: Patches,
+        tracer: ModelTracer,
+        trace_every: int,
+        meter_provider: metrics.MeterProvider | None,
+    ) -> None:
+        patches.wrap(_TASKS, "DetectionModel.__init__", tracer.init)
+        patches.wrap(_TASKS, "BaseModel.forward", tracer.forward)
+        patches.wrap(_TASKS, "BaseModel.info", tracer.info)
+        patches.wrap(_TASKS, "BaseModel.fuse", tracer.fuse)
+        patches.wrap("ultralytics.utils.checks", "check_amp", _check_amp(tracer), imported_by=(_TRAINER,))
+        training = self.training = TrainingTracer(tracer, trace_every, meter_provider)
+        patches.wrap(_TASKS, "BaseModel.loss", training.loss)
+        patches.wrap(_TRAINER, "BaseTrainer.train", training.train)
+        patches.wrap(_TRAINER, "BaseTrainer._do_train", training.do_train)
+        patches.wrap(_TRAINER, "BaseTrainer.optimizer_step", training.optimizer_step)
+        patches.wrap(_TRAINER, "BaseTrainer.validate", training.validate)
+        from ultralytics.nn import tasks  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        install_layers(patches, tasks.BaseModel)
+
+
+def _check_amp(tracer: ModelTracer) -> Callable[..., Any]:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        model: Any = args[0] if args else kwargs.get("model")
+        try:
+            device = str(next(model.parameters()).device.type)
+        except Exception:
+            device = "unknown"
+        with tracer.amp_check(model, "ultralytics") as (current, capture):
+            result = wrapped(*args, **kwargs)
+            if current.is_recording():
+                current.set_attributes(amp_verdict(result, device, capture.messages))
+        return result
+
+    return wrapper

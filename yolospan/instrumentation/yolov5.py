@@ -1,0 +1,93 @@
+"""OpenTelemetry instrumentor for the upstream ``yolov5`` package (pip ``yolov5``, ultralytics/yolov5 v7).
+
+    from yolospan.instrumentation.yolov5 import YOLOv5Instrumentor
+
+    YOLOv5Instrumentor().instrument(tracer_provider=provider)
+    model = yolov5.models.yolo.DetectionModel("yolov5s.yaml")  # model.init > stride_probe, info_profile
+
+or, with nothing in the code, ``opentelemetry-instrument python -m yolov5.train ...``. The package
+is AGPL-3.0: it is imported only when this instrumentor is applied, never by yolospan itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from opentelemetry import metrics
+
+from yolospan.instrumentation._base import UpstreamInstrumentor
+from yolospan.instrumentation._model import ModelTracer, amp_verdict, install_layers
+from yolospan.instrumentation._patch import Patches
+
+__all__ = ["SUPPORTED", "YOLOv5Instrumentor"]
+
+SUPPORTED = ("yolov5 >= 7.0.13, < 7.1",)
+"""The versions these wrappers were written against (7.0.14 is tested)."""
+
+_MODELS = "yolov5.models.yolo"
+_CHECK_AMP_USERS = ("yolov5.train", "yolov5.segment.train", "__main__")
+
+
+class YOLOv5Instrumentor(UpstreamInstrumentor):
+    """Spans for ``yolov5``'s model creation (stride probe, info profile, fuse), AMP check and forwards."""
+
+    _imgsz_parameter = "img_size"
+    _info_parameters = ("verbose", "img_size")
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return SUPPORTED
+
+    def _apply(
+        self,
+        patches: Patches,
+        tracer: ModelTracer,
+        trace_every: int,
+        meter_provider: metrics.MeterProvider | None,
+    ) -> None:
+        patches.wrap(_MODELS, "DetectionModel.__init__", tracer.init)
+        patches.wrap(_MODELS, "DetectionModel.forward", tracer.forward)
+        patches.wrap(_MODELS, "BaseModel.info", tracer.info)
+        patches.wrap(_MODELS, "BaseModel.fuse", tracer.fuse)
+        patches.wrap("yolov5.utils.general", "check_amp", _check_amp(tracer), imported_by=_CHECK_AMP_USERS)
+        patches.wrap("yolov5.models.common", "AutoShape.__init__", _autoshape(tracer))
+        from yolov5.models import yolo  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        install_layers(patches, yolo.BaseModel)
+
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _check_amp(tracer: ModelTracer) -> Wrapper:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        model: Any = args[0] if args else kwargs.get("model")
+        device = _device_type(model)
+        with tracer.amp_check(model, "yolov5") as (current, capture):
+            result = wrapped(*args, **kwargs)
+            if current.is_recording():
+                current.set_attributes(amp_verdict(result, device, capture.messages))
+        return result
+
+    return wrapper
+
+
+def _autoshape(tracer: ModelTracer) -> Wrapper:
+    """check_amp wraps a copy of the model in AutoShape: trace that copy's two forwards."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        tracer.amp_model(args[0] if args else kwargs.get("model"))
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _device_type(model: Any) -> str:
+    try:
+        return str(next(model.parameters()).device.type)
+    except Exception:
+        return "unknown"
