@@ -176,15 +176,16 @@ def test_shutdown_returns_with_an_unreachable_collector(monkeypatch, protocol):
     telemetry = setup_tracing(["otlp"], protocol=protocol)
     with yolospan.use_tracer_provider(telemetry.tracer_provider):
         _forward()
-    # The exporter retries for OTEL_EXPORTER_OTLP_TIMEOUT (30 s, backing off 1 s and more between
-    # tries), so the export cannot finish within 0.1 s: shutdown gives up on it and says so.
-    assert telemetry.shutdown(timeout_s=0.1) is False
-    # Given up on, not lost: the forward span waits in the spool for `yolospan send`.
+    # A refused connection is known at once: the batch is spooled without the exporter's 30 s of
+    # retries, so shutdown finishes well within its bound (a collector that accepts and never
+    # answers is the case that runs into it: see the hanging collector below).
+    assert telemetry.shutdown(timeout_s=10) is True
+    # Not delivered, not lost: the forward span waits in the spool for `yolospan send`.
     (spooled,) = trace_files(spool_dir())
     (span,) = read_trace_file(spooled)
     assert (span.name, tuple(span.attributes[A.INPUT_SHAPE])) == ("forward", (1, 2))
     # Shutdown runs once: a second call neither shuts down (nor spools) again, it repeats the answer.
-    assert telemetry.shutdown(timeout_s=30) is False
+    assert telemetry.shutdown(timeout_s=0) is True
     assert trace_files(spool_dir()) == [spooled]
 
 

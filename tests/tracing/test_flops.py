@@ -100,5 +100,8 @@ def test_a_forward_inside_thop_profile_counts_and_leaves_thops_own_count_alone(s
     untraced, _ = profile(copy.deepcopy(model), inputs=(x,), verbose=False)
     with yolospan.instrument(model, tracer_provider=spans.provider):
         traced, _ = profile(model, inputs=(x,), verbose=False)
-    assert traced == untraced
-    assert spans.one("forward").attributes[A.FLOPS] == round(2 * untraced)
+    assert traced == untraced  # thop's own count is left alone
+    # The span carries yolospan's count: thop's rules, with yolospan's own where they differ
+    # between thop releases (nearest upsampling), as `thop_custom_ops` hands them to thop.
+    ours, _ = profile(copy.deepcopy(model), inputs=(x,), custom_ops=thop_custom_ops(model), verbose=False)
+    assert spans.one("forward").attributes[A.FLOPS] == round(2 * ours)
