@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
-import pickle
+import pickle  # only for its exception type: files are read by torch's weights-only unpickler
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +90,9 @@ def read_weights(
     try:
         content: Any = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error):
+        if "Unsupported global" in str(error):  # the file names Python objects to construct
             raise WeightsError(_pickled_model_message(label)) from None
-        raise WeightsError(f"{label}: not a readable weights file ({_first_line(error)})") from None
+        raise WeightsError(f"{label}: not a readable weights file (no tensors saved by torch.save)") from None
     except Exception as error:  # a foreign or damaged file fails in many ways inside torch.load
         raise WeightsError(f"{label}: not a readable weights file ({_first_line(error)})") from None
     if not isinstance(content, Mapping):
