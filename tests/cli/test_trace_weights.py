@@ -71,6 +71,7 @@ def test_the_loaded_weights_are_the_checkpoints_ema(last_pt):
     created = yolospan.create_model("yolov5n", weights=last_pt, amp_check="off")
     ema = build_model("yolov5n", nc=3)
     ema.load_state_dict(checkpoint["ema"])
+    torch.manual_seed(0)  # the training run's seed: the weights it started from
     fresh = build_model("yolov5n", nc=3)
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -79,9 +80,9 @@ def test_the_loaded_weights_are_the_checkpoints_ema(last_pt):
         assert not torch.allclose(loaded, fresh.eval()(image)[0], atol=1e-3)
     raw = yolospan.create_model("yolov5n", weights=last_pt, checkpoint_weights="model", amp_check="off")
     assert raw.weights is not None and raw.weights.source == "model"
-    assert not torch.equal(
-        raw.model.state_dict()["model.0.conv.weight"], created.model.state_dict()["model.0.conv.weight"]
-    )
+    ours, theirs = raw.model.state_dict(), created.model.state_dict()
+    assert all(torch.equal(ours[key], value) for key, value in checkpoint["model"].items())
+    assert any(not torch.equal(ours[key], theirs[key]) for key in ours)  # EMA and raw weights differ
 
 
 def test_bad_weights_exit_2_with_one_line(capsys, tmp_path, clean_otel_env):
