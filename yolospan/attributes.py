@@ -114,6 +114,13 @@ MODEL_LAYERS: Final = "yolospan.model.layers"
 MODEL_STRIDE: Final = "yolospan.model.stride"
 """int[]: strides of the detection levels learnt by the stride probe, e.g. ``[8, 16, 32]``."""
 
+WEIGHTS_SOURCE: Final = "yolospan.model.weights.source"
+"""str: which weights the model runs with: ``random`` (initialisation), ``ema`` or ``model`` (of a
+yolospan training checkpoint) or ``state_dict`` (a plain state dict). Also on ``amp_check``."""
+
+WEIGHTS_PATH: Final = "yolospan.model.weights.path"
+"""str: the weights file, as given; absent with random weights. Also on ``amp_check``."""
+
 # --- info_profile -------------------------------------------------------------------------------
 
 GFLOPS: Final = "yolospan.gflops"

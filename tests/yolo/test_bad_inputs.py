@@ -19,7 +19,24 @@ from yolospan.errors import UserError
 from yolospan.yolo import ConfigError, ImageError, amp_check, load_image
 from yolospan.yolo.create import resolve_device
 
-KNOWN = ["C3", "Concat", "Conv", "Detect", "SPPF", "Segment", "nn.Upsample", "Bottleneck"]
+KNOWN = [
+    "C3",
+    "Concat",
+    "Conv",
+    "Detect",
+    "SPPF",
+    "Segment",
+    "nn.Upsample",
+    "Bottleneck",
+    "C3Ghost",
+    "C3TR",
+    "DWConv",
+    "GhostBottleneck",
+    "GhostConv",
+    "SPP",
+    "nn.MaxPool2d",
+    "nn.ZeroPad2d",
+]
 KNOWN_TEXT = ", ".join(sorted(KNOWN))
 KEYS = "nc, depth_multiple, width_multiple, anchors, backbone, head"
 SYMBOLS = "nc, anchors, 'nearest', None"
@@ -55,12 +72,34 @@ CONFIGS = [
     (
         "unknown-key",
         tiny("nc: 2\n", "nc: 2\nclasses: 2\n"),
-        f"<file>: unknown key 'classes' (allowed: {KEYS}, ch, inplace)",
+        f"<file>: unknown key 'classes' (allowed: {KEYS}, ch, inplace, activation)",
     ),
     (
-        "activation-key",
-        tiny("nc: 2\n", "nc: 2\nactivation: nn.ReLU()\n"),
-        "<file>: key 'activation' is not supported; yolospan builds upstream's default SiLU",
+        "activation-unknown",
+        tiny("nc: 2\n", "nc: 2\nactivation: nn.Softmax(1)\n"),
+        "<file>: activation: 'nn.Softmax(1)' is not a known activation (known: nn.SiLU, nn.ReLU, "
+        "nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.Hardswish, nn.Mish, nn.GELU, nn.Sigmoid, nn.Tanh, nn.Identity)",
+    ),
+    (
+        "activation-code",
+        tiny("nc: 2\n", "nc: 2\nactivation: nn.LeakyReLU(__import__('os').getpid())\n"),
+        "<file>: activation: argument negative_slope must be a number, got \"__import__('os').getpid()\" "
+        "in \"nn.LeakyReLU(__import__('os').getpid())\"",
+    ),
+    (
+        "activation-extra-argument",
+        tiny("nc: 2\n", "nc: 2\nactivation: nn.SiLU(0.1)\n"),
+        "<file>: activation: argument inplace must be True or False, got '0.1' in 'nn.SiLU(0.1)'",
+    ),
+    (
+        "activation-unknown-keyword",
+        tiny("nc: 2\n", "nc: 2\nactivation: nn.LeakyReLU(slope=0.2)\n"),
+        "<file>: activation: nn.LeakyReLU has no argument 'slope' (it takes negative_slope, inplace)",
+    ),
+    (
+        "activation-not-text",
+        tiny("nc: 2\n", "nc: 2\nactivation: 3\n"),
+        "<file>: activation must be an activation such as nn.LeakyReLU(0.1), got 3",
     ),
     ("nc-zero", tiny("nc: 2", "nc: 0"), "<file>: nc must be an integer >= 1, got 0"),
     ("nc-text", tiny("nc: 2", "nc: eighty"), "<file>: nc must be an integer >= 1, got 'eighty'"),
@@ -283,7 +322,10 @@ def test_non_utf8_bytes(tmp_path):
         ("configs/yolov5s", "configs/yolov5s: config file not found"),
         (
             "yolov9",
-            "unknown model 'yolov9': use one of yolov5l, yolov5m, yolov5n, yolov5s, yolov5s-seg, yolov5x "
+            "unknown model 'yolov9': use one of yolov3, yolov3-spp, yolov3-tiny, yolov5-bifpn, yolov5-fpn, "
+            "yolov5-p2, yolov5-p34, yolov5-p6, yolov5-p7, yolov5-panet, yolov5l, yolov5l-seg, yolov5l6, "
+            "yolov5m, yolov5m-seg, yolov5m6, yolov5n, yolov5n-seg, yolov5n6, yolov5s, yolov5s-LeakyReLU, "
+            "yolov5s-ghost, yolov5s-seg, yolov5s-transformer, yolov5s6, yolov5x, yolov5x-seg, yolov5x6 "
             "or the path of a YAML config",
         ),
     ],

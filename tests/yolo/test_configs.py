@@ -9,8 +9,22 @@ from yolospan.yolo.configs import read_config
 from yolospan.yolo.errors import ConfigError
 
 
-def test_every_config_ships_as_package_data():
-    assert shipped_configs() == ("yolov5l", "yolov5m", "yolov5n", "yolov5s", "yolov5s-seg", "yolov5x")
+def test_every_config_yolov5_v7_ships_is_shipped():
+    p5 = [f"yolov5{size}" for size in "nsmlx"]
+    assert sorted(shipped_configs()) == sorted(
+        [
+            *p5,
+            *(f"{name}6" for name in p5),  # hub: the P6 family
+            *(f"{name}-seg" for name in p5),  # segment/
+            *(f"yolov5-{head}" for head in ("p2", "p34", "p6", "p7", "fpn", "panet", "bifpn")),
+            "yolov5s-ghost",
+            "yolov5s-transformer",
+            "yolov5s-LeakyReLU",
+            "yolov3",
+            "yolov3-spp",
+            "yolov3-tiny",
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", ["yolov5s", "yolov5s.yaml"])

@@ -50,6 +50,7 @@ def test_create_model_emits_the_contract_tree_with_upstreams_numbers(spans):
         A.MODEL_LAYERS: 25,
         A.MODEL_PARAMS: 7_235_389,
         A.MODEL_STRIDE: [8, 16, 32],
+        A.WEIGHTS_SOURCE: "random",
     }
     root.children.one(
         A.SPAN_INFO_PROFILE,

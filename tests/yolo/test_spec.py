@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from upstream_table import load_table
 
 from yolospan.yolo import load_spec, shipped_configs
 from yolospan.yolo.configs import read_config
@@ -13,10 +14,18 @@ P3 = (10, 13, 16, 30, 33, 23)
 @pytest.mark.parametrize("name", shipped_configs())
 def test_every_shipped_config_validates(name):
     spec = load_spec(name)
+    upstream = load_table()[name]
     assert spec.name == name
+    assert len(spec.layers) == upstream["rows"]
+    assert len(spec.head.sources) == len(upstream["strides"])  # one input per detection level
+    assert spec.head.module == ("Segment" if name.endswith("-seg") else "Detect")
+
+
+@pytest.mark.parametrize("name", [f"yolov5{size}{kind}" for size in "nsmlx" for kind in ("", "-seg")])
+def test_the_p5_configs_share_one_layout(name):
+    spec = load_spec(name)
     assert len(spec.layers) == 25
     assert [layer.section for layer in spec.layers].count("backbone") == 10
-    assert spec.head.module == ("Segment" if name.endswith("-seg") else "Detect")
     assert spec.anchors[0] == P3
 
 

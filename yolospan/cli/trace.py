@@ -30,6 +30,7 @@ examples:
   yolospan trace yolov5s
   yolospan trace yolov5n --layers --out yolov5n.otlp.jsonl
   yolospan trace path/to/custom.yaml --nc 3 --amp-check on --image photo.jpg
+  yolospan trace yolov5n --weights runs/train/<id>/weights/last.pt --amp-check on
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 yolospan trace yolov5s --exporter console,otlp
 """
 
@@ -54,7 +55,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="a shipped config (yolov5n/s/m/l/x, yolov5s-seg) or a path to a model YAML",
+        help="a shipped config (yolov5s, yolov5n6, yolov5s-ghost, yolov3, yolov5s-seg ...: see "
+        "docs/models.md) or a path to a model YAML",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="PATH",
+        help="load a yolospan training checkpoint (last.pt) or a plain state dict; default: random init",
+    )
+    parser.add_argument(
+        "--checkpoint-weights",
+        choices=("ema", "model"),
+        default="ema",
+        help="which weights of a training checkpoint to load (ema)",
     )
     parser.add_argument("--nc", type=positive_int, metavar="N", help="override the number of classes")
     parser.add_argument(
@@ -116,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
             amp_check=args.amp_check,
             image=args.image,
             fuse_layers=args.fuse,
+            weights=args.weights,
+            checkpoint_weights=args.checkpoint_weights,
             tracer_provider=telemetry.tracer_provider,
             trace_layers=args.layers,
             flops=args.flops,

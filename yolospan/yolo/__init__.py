@@ -23,12 +23,14 @@ from yolospan.yolo.lifecycle import (
 )
 from yolospan.yolo.model import DetectionModel, SegmentationModel
 from yolospan.yolo.spec import LayerSpec, ModelSpec, load_spec
+from yolospan.yolo.weights import CheckpointWeights, LoadedWeights, WeightsError, load_weights, read_weights
 
 __all__ = [
     "AmpCheckResult",
     "AmpPolicy",
     "AmpVerdict",
     "BuildResult",
+    "CheckpointWeights",
     "ConfigError",
     "CreatedModel",
     "DetectionModel",
@@ -36,9 +38,11 @@ __all__ = [
     "ImageError",
     "InfoProfileResult",
     "LayerSpec",
+    "LoadedWeights",
     "ModelSpec",
     "SegmentationModel",
     "StrideProbeResult",
+    "WeightsError",
     "amp_check",
     "build",
     "build_model",
@@ -48,7 +52,9 @@ __all__ = [
     "info_profile",
     "load_image",
     "load_spec",
+    "load_weights",
     "prepare_image",
+    "read_weights",
     "resolve_device",
     "shipped_configs",
     "stride_probe",

@@ -23,6 +23,7 @@ from yolospan.tracing import phase
 from yolospan.yolo.images import ImageSource, LoadedImage, PreparedImage, load_image, prepare_image
 from yolospan.yolo.model import DetectionModel
 from yolospan.yolo.nms import non_max_suppression, xyxy_to_xywh
+from yolospan.yolo.weights import LoadedWeights, weights_attributes
 
 __all__ = ["AMP_TOLERANCE", "AmpCheckResult", "AmpPolicy", "AmpVerdict", "amp_check"]
 
@@ -84,13 +85,15 @@ def amp_check(
     policy: AmpPolicy | str = AmpPolicy.AUTO,
     image: ImageSource | LoadedImage = None,
     size: int = 640,
+    weights: LoadedWeights | None = None,
     tracer_provider: TracerProvider | None = None,
     trace_layers: bool = False,
 ) -> AmpCheckResult:
     """Compare fp32 and autocast forwards of a copy of ``model`` on ``image`` (default: generated).
 
     ``auto`` runs on CUDA (float16) and skips elsewhere, as upstream; ``on`` also runs on CPU with
-    bfloat16.
+    bfloat16. ``weights`` says which weights ``model`` carries (None: random initialisation); the
+    span records it, since a check on random weights compares detections that do not exist.
     """
     policy = AmpPolicy.parse(policy)
     # A user's image is read even when the check is skipped, so a bad path is always reported;
@@ -101,7 +104,7 @@ def amp_check(
     if skip is not None:
         with phase(A.SPAN_AMP_CHECK, tracer_provider=tracer_provider) as span:
             result = AmpCheckResult(AmpVerdict.SKIPPED, skip, str(device))
-            _annotate(span, result)
+            _annotate(span, result, weights)
         return result
     dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
     stride = int(model.stride.max()) if model.stride is not None else 32
@@ -135,7 +138,7 @@ def amp_check(
             )
         else:
             result = _compare(reference, mixed, prepared, target.head.masks, dtype, str(device))
-        _annotate(span, result)
+        _annotate(span, result, weights)
     _log.info("AMP check %s: %s", result.result.value, result.reason)
     return result
 
@@ -205,9 +208,10 @@ def _xywhn(detections: torch.Tensor, prepared: PreparedImage) -> torch.Tensor:
     return torch.cat((normalised, detections[:, 4:6]), 1)
 
 
-def _annotate(span: Span, result: AmpCheckResult) -> None:
+def _annotate(span: Span, result: AmpCheckResult, weights: LoadedWeights | None) -> None:
     if not span.is_recording():
         return
+    span.set_attributes(weights_attributes(weights))
     span.set_attribute(A.AMP_RESULT, result.result.value)
     span.set_attribute(A.AMP_REASON, result.reason)
     if result.dtype is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["C3", "SPPF", "Bottleneck", "Concat", "Conv", "autopad"]
+__all__ = ["C3", "SPP", "SPPF", "Bottleneck", "Concat", "Conv", "autopad"]
 
 
 def autopad(kernel: int, padding: int | None = None, dilation: int = 1) -> int:
@@ -21,7 +21,12 @@ def autopad(kernel: int, padding: int | None = None, dilation: int = 1) -> int:
 
 
 class Conv(nn.Module):
-    """Conv2d (no bias) → BatchNorm2d → SiLU; after `yolospan.yolo.fuse` the BatchNorm is folded away."""
+    """Conv2d (no bias) → BatchNorm2d → activation; after `yolospan.yolo.fuse` the BatchNorm is folded away.
+
+    ``act=True`` puts a SiLU here as a placeholder for the model's activation: the builder replaces
+    every placeholder with one instance, the config's ``activation:`` or SiLU (see
+    `yolospan.yolo.builder`). ``act=False`` is the identity.
+    """
 
     def __init__(
         self,
@@ -111,6 +116,21 @@ class SPPF(nn.Module):
         y1 = self.m(x)
         y2 = self.m(y1)
         return self.cv2(torch.cat((x, y1, y2, self.m(y2)), 1))  # type: ignore[no-any-return]
+
+
+class SPP(nn.Module):
+    """Spatial pyramid pooling (YOLOv3-SPP): parallel max-pools, concatenated with their input."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernels: tuple[int, ...] = (5, 9, 13)) -> None:
+        super().__init__()
+        hidden = in_ch // 2
+        self.cv1 = Conv(in_ch, hidden, 1, 1)
+        self.cv2 = Conv(hidden * (len(kernels) + 1), out_ch, 1, 1)
+        self.m = nn.ModuleList(nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2) for k in kernels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.cv1(x)
+        return self.cv2(torch.cat([x, *(pool(x) for pool in self.m)], 1))  # type: ignore[no-any-return]
 
 
 class Concat(nn.Module):

@@ -51,7 +51,7 @@ def build_layers(spec: ModelSpec) -> DetectionModel:
         routes.append(Route(layer.sources if layer.multi_source else layer.sources[0], layer.entry.type_name))
         saved.update(j % layer.index for j in layer.sources if j != -1)
         channels.append(out_ch)
-    _share_activation(layers)
+    _share_activation(layers, spec.activation.make() if spec.activation is not None else nn.SiLU())
     model_class = SegmentationModel if spec.head.module == "Segment" else DetectionModel
     return model_class(spec, layers, routes, saved)
 
@@ -94,9 +94,10 @@ def _build_layer(
     return entry.factory(**kwargs), out_ch
 
 
-def _share_activation(layers: list[nn.Module]) -> None:
-    """One SiLU instance for every Conv, as upstream's class-level default: the module tree counts it once."""
-    shared = nn.SiLU()
+def _share_activation(layers: list[nn.Module], shared: nn.Module) -> None:
+    """One activation instance for every Conv built with ``act=True`` (a SiLU placeholder), as upstream's
+    class-level default, so the module tree counts it once; but this model's own instance, so a
+    config's ``activation:`` reaches no other model."""
     for layer in layers:
         for module in layer.modules():
             if isinstance(module, Conv) and isinstance(module.act, nn.SiLU):

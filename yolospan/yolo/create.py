@@ -37,6 +37,14 @@ from yolospan.yolo.lifecycle import (
 from yolospan.yolo.limits import check_model
 from yolospan.yolo.model import DetectionModel
 from yolospan.yolo.spec import ModelSpec, load_spec
+from yolospan.yolo.weights import (
+    CheckpointWeights,
+    LoadedWeights,
+    WeightsFile,
+    load_weights,
+    read_weights,
+    weights_attributes,
+)
 
 __all__ = ["CreatedModel", "build_model", "create_model", "resolve_device"]
 
@@ -57,6 +65,8 @@ class CreatedModel:
     amp: AmpCheckResult
     fused: FuseResult | None = None
     """What fusing reported, when `create_model` was asked to fuse."""
+    weights: LoadedWeights | None = None
+    """The weights loaded after the profile; None means PyTorch's random initialisation."""
 
 
 def build_model(
@@ -65,19 +75,24 @@ def build_model(
     ch: int | None = None,
     *,
     anchors: Sequence[Sequence[float]] | int | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    checkpoint_weights: CheckpointWeights | str = CheckpointWeights.EMA,
     tracer_provider: TracerProvider | None = None,
     trace_layers: bool = False,
 ) -> DetectionModel:
     """A model built and stride-probed on the CPU (steps 1–2): upstream's ``Model(cfg)`` minus its profile.
 
     ``ch`` (input channels) defaults to the config's ``ch``, then 3; ``nc`` and ``anchors``
-    override the config's.
+    override the config's. ``weights`` (a yolospan checkpoint or a state dict; see
+    `yolospan.yolo.weights`) are loaded after the probe, a checkpoint's ``checkpoint_weights`` entry.
     """
-    spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)  # a bad config fails before any span
+    file = _read(weights, checkpoint_weights)
+    spec = load_spec(cfg, nc=_nc(nc, file), anchors=anchors, ch=ch)  # a bad config fails before any span
     check_model(spec)  # as does one that cannot be built or run, or is beyond the limits
     with span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
         built = _build(spec, root)
         probe = stride_probe(built.model, tracer_provider=tracer_provider, trace_layers=trace_layers)
+        _load(root, built.model, file)
         _finish(root, built.model, probe)
     return built.model
 
@@ -93,6 +108,8 @@ def create_model(
     amp_check: AmpPolicy | str = AmpPolicy.AUTO,
     image: ImageSource = None,
     fuse_layers: bool = False,
+    weights: str | os.PathLike[str] | None = None,
+    checkpoint_weights: CheckpointWeights | str = CheckpointWeights.EMA,
     tracer_provider: TracerProvider | None = None,
     trace_layers: bool = False,
     flops: Sequence[str] | None = None,
@@ -101,15 +118,20 @@ def create_model(
     ``device`` and run the AMP check there (policy ``amp_check``, on ``image`` or the default picture).
     With ``fuse_layers`` step 5 follows inside the same ``model.init`` span, as for inference.
 
-    Arguments are checked before anything is built: a bad device, policy or image raises a
-    `yolospan.errors.UserError` at once. ``flops=("thop", "torch")`` also counts every traced
-    forward's FLOPs with PyTorch's FlopCounterMode (see `yolospan.tracing.flop_methods`).
+    ``weights`` (a yolospan checkpoint, its EMA weights unless ``checkpoint_weights`` is ``model``,
+    or a plain state dict) are loaded after the profile, before the AMP check, as upstream's
+    training script loads pretrained weights; a checkpoint's ``nc`` is used unless ``nc`` is given.
+
+    Arguments are checked before anything is built: a bad device, policy, image or weights file
+    raises a `yolospan.errors.UserError` at once. ``flops=("thop", "torch")`` also counts every
+    traced forward's FLOPs with PyTorch's FlopCounterMode (see `yolospan.tracing.flop_methods`).
     """
     target = resolve_device(device)
     policy = AmpPolicy.parse(amp_check)
     picture = load_image(image) if image is not None else None  # a bad image fails before the build
     check_imgsz(imgsz)
-    spec = load_spec(cfg, nc=nc, anchors=anchors, ch=ch)
+    file = _read(weights, checkpoint_weights)
+    spec = load_spec(cfg, nc=_nc(nc, file), anchors=anchors, ch=ch)
     check_model(spec, (imgsz,))
     counting = nullcontext() if flops is None else flop_methods(_flop_methods(flops))
     with counting, span(A.SPAN_MODEL_INIT, tracer_provider=tracer_provider) as root:
@@ -117,9 +139,15 @@ def create_model(
         model = built.model
         probe = stride_probe(model, tracer_provider=tracer_provider, trace_layers=trace_layers)
         profile = info_profile(model, imgsz=imgsz, tracer_provider=tracer_provider, trace_layers=trace_layers)
+        loaded = _load(root, model, file)
         model.to(target)
         amp = _amp.amp_check(
-            model, policy=policy, image=picture, tracer_provider=tracer_provider, trace_layers=trace_layers
+            model,
+            policy=policy,
+            image=picture,
+            weights=loaded,
+            tracer_provider=tracer_provider,
+            trace_layers=trace_layers,
         )
         fused = (
             fuse(model, imgsz=imgsz, tracer_provider=tracer_provider, trace_layers=trace_layers)
@@ -127,7 +155,7 @@ def create_model(
             else None
         )
         _finish(root, model, probe)
-    return CreatedModel(model, built, probe, profile, amp, fused)
+    return CreatedModel(model, built, probe, profile, amp, fused, loaded)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -163,6 +191,23 @@ def _build(spec: ModelSpec, root: Span) -> BuildResult:
     if root.is_recording():
         root.set_attributes({A.MODEL_NAME: spec.name, A.MODEL_NC: spec.nc, A.MODEL_LAYERS: len(spec.layers)})
     return build(spec)
+
+
+def _read(weights: str | os.PathLike[str] | None, which: CheckpointWeights | str) -> WeightsFile | None:
+    CheckpointWeights.parse(which)  # a bad choice is reported even without a file
+    return read_weights(weights, checkpoint_weights=which) if weights is not None else None
+
+
+def _nc(nc: int | None, file: WeightsFile | None) -> int | None:
+    """The caller's nc, else the one a checkpoint was trained with (else the config's)."""
+    return nc if nc is not None or file is None else file.nc
+
+
+def _load(root: Span, model: DetectionModel, file: WeightsFile | None) -> LoadedWeights | None:
+    loaded = load_weights(model, file) if file is not None else None
+    if root.is_recording():
+        root.set_attributes(weights_attributes(loaded))
+    return loaded
 
 
 def _finish(root: Span, model: DetectionModel, probe: StrideProbeResult) -> None:

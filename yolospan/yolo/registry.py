@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from yolospan.yolo.blocks import C3, SPPF, Bottleneck, Concat, Conv
+from yolospan.yolo.blocks import C3, SPP, SPPF, Bottleneck, Concat, Conv
+from yolospan.yolo.ghost import C3Ghost, DWConv, GhostBottleneck, GhostConv
 from yolospan.yolo.heads import Detect, Segment
+from yolospan.yolo.transformer import C3TR
 
 __all__ = ["REGISTRY", "ModuleEntry", "Param", "Role", "lookup"]
 
@@ -84,6 +86,20 @@ _ANCHORS = _param(
     required=True,
 )
 
+_ACT = _param("act", "true or false", lambda v: isinstance(v, bool))
+_CSP_PARAMS = (_OUT_CH, _SHORTCUT, _GROUPS, _EXPANSION)
+
+
+def _is_kernels(value: object) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(_is_int(k, 1) and k % 2 for k in value)
+
+
+def _is_padding(value: object) -> bool:
+    return _is_int(value, 0) or (
+        isinstance(value, tuple) and len(value) == 4 and all(_is_int(p, 0) for p in value)
+    )
+
+
 _ENTRIES = (
     ModuleEntry(
         "Conv",
@@ -96,11 +112,23 @@ _ENTRIES = (
             _param("padding", "None or an integer >= 0", lambda v: v is None or _is_int(v, 0)),
             _GROUPS,
             _count("dilation"),
-            _param("act", "true or false", lambda v: isinstance(v, bool)),
+            _ACT,
         ),
     ),
-    ModuleEntry("Bottleneck", Bottleneck, Role.CONV, (_OUT_CH, _SHORTCUT, _GROUPS, _EXPANSION)),
-    ModuleEntry("C3", C3, Role.CSP, (_OUT_CH, _SHORTCUT, _GROUPS, _EXPANSION)),
+    ModuleEntry(
+        "DWConv", DWConv, Role.CONV, (_OUT_CH, _count("kernel"), _count("stride"), _count("dilation"), _ACT)
+    ),
+    ModuleEntry(
+        "GhostConv", GhostConv, Role.CONV, (_OUT_CH, _count("kernel"), _count("stride"), _GROUPS, _ACT)
+    ),
+    ModuleEntry("Bottleneck", Bottleneck, Role.CONV, _CSP_PARAMS),
+    ModuleEntry("GhostBottleneck", GhostBottleneck, Role.CONV, (_OUT_CH, _count("kernel"), _count("stride"))),
+    ModuleEntry("C3", C3, Role.CSP, _CSP_PARAMS),
+    ModuleEntry("C3Ghost", C3Ghost, Role.CSP, _CSP_PARAMS),
+    ModuleEntry("C3TR", C3TR, Role.CSP, _CSP_PARAMS),
+    ModuleEntry(
+        "SPP", SPP, Role.CONV, (_OUT_CH, _param("kernels", "a list of odd integers >= 1", _is_kernels))
+    ),
     ModuleEntry("SPPF", SPPF, Role.CONV, (_OUT_CH, _count("kernel"))),
     ModuleEntry("Concat", Concat, Role.CONCAT, (_param("dim", "an integer", _is_int),)),
     ModuleEntry(
@@ -111,6 +139,29 @@ _ENTRIES = (
             _param("size", "None or an integer >= 1", lambda v: v is None or _is_int(v, 1), required=True),
             _param("scale_factor", "None or a number > 0", lambda v: v is None or _is_positive_number(v)),
             _param("mode", "'nearest'", lambda v: v == "nearest"),
+        ),
+    ),
+    ModuleEntry(
+        "nn.MaxPool2d",
+        nn.MaxPool2d,
+        Role.RESAMPLE,
+        (
+            _count("kernel_size", required=True),
+            _count("stride"),
+            _param("padding", "an integer >= 0", lambda v: _is_int(v, 0)),
+        ),
+    ),
+    ModuleEntry(
+        "nn.ZeroPad2d",
+        nn.ZeroPad2d,
+        Role.RESAMPLE,
+        (
+            _param(
+                "padding",
+                "an integer >= 0 or a list [left, right, top, bottom] of them",
+                _is_padding,
+                required=True,
+            ),
         ),
     ),
     ModuleEntry("Detect", Detect, Role.HEAD, (_NC, _ANCHORS)),

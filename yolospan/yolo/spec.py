@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from yolospan.yolo.activation import Activation, parse_activation
 from yolospan.yolo.configs import RawConfig, read_config
 from yolospan.yolo.errors import ConfigError
 from yolospan.yolo.limits import MAX_NC, check_spec
@@ -25,7 +26,7 @@ Anchors = tuple[tuple[float, ...], ...] | int
 """Anchor (w, h) pairs in pixels per detection level, or a count of anchors per level."""
 
 _REQUIRED_KEYS = ("nc", "depth_multiple", "width_multiple", "anchors", "backbone", "head")
-_OPTIONAL_KEYS = ("ch", "inplace")  # inplace is accepted as upstream's configs may carry it; v7 ignores it
+_OPTIONAL_KEYS = ("ch", "inplace", "activation")  # inplace: upstream's configs may carry it; v7 ignores it
 _SYMBOLS = "nc, anchors, 'nearest', None"
 
 
@@ -63,6 +64,7 @@ class ModelSpec:
     anchors: Anchors
     ch: int
     layers: tuple[LayerSpec, ...]
+    activation: Activation | None = None  # the ``activation:`` key: this model's convs only; None is SiLU
 
     @property
     def anchors_per_level(self) -> int:
@@ -131,6 +133,9 @@ def parse_spec(
         anchors=spec_anchors,
         ch=spec_ch,
         layers=layers,
+        activation=parse_activation(f"{label}: activation", data["activation"])
+        if "activation" in data
+        else None,
     )
     check_spec(spec)  # the numbers within yolospan's limits (see docs/limits.md)
     return spec
@@ -144,10 +149,6 @@ def _check_keys(label: str, data: Mapping[Any, Any]) -> None:
     if missing:
         raise ConfigError(f"{label}: missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     for key in data:
-        if key == "activation":
-            raise ConfigError(
-                f"{label}: key 'activation' is not supported; yolospan builds upstream's default SiLU"
-            )
         if key not in _REQUIRED_KEYS and key not in _OPTIONAL_KEYS:
             allowed = ", ".join(_REQUIRED_KEYS + _OPTIONAL_KEYS)
             raise ConfigError(f"{label}: unknown key {_show(key)} (allowed: {allowed})")
