@@ -80,3 +80,24 @@ def test_a_model_with_upsampling_counts_the_same_in_the_forward_and_in_profile(s
         model(x)
     assert round(2 * macs) == spans.one("forward").attributes[A.FLOPS] == expected
     assert spans.one("Upsample").attributes[A.FLOPS] == 2 * (4 * 8 * 8)
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, x, x)[0]
+
+
+def test_multihead_attention_is_charged_nothing_as_upstreams_published_figures(spans):
+    # yolov5s-transformer's 16.4 GFLOPs were counted by a thop with no attention rule; later
+    # releases added one, which would make the figure depend on the installed thop.
+    model = _SelfAttention().eval()
+    x = torch.zeros(5, 1, 16)
+    with yolospan.instrument(model, tracer_provider=spans.provider):
+        model(x)
+    assert spans.one("forward").attributes[A.FLOPS] == 0
+    macs, _ = profile(copy.deepcopy(model), inputs=(x,), custom_ops=thop_custom_ops(model), verbose=False)
+    assert macs == 0

@@ -4,11 +4,14 @@ thop's own ``profile`` needs a model copy and an extra forward. Here the same ru
 forward hooks during the traced forward itself, only while a call's signature is not yet cached,
 so a steady stream of same-shaped forwards pays nothing for counting.
 
-One rule is yolospan's own, because thop's changed between releases: nearest upsampling is
-charged one operation per output element, as upstream YOLOv5's published figures charge it
-(yolov5s: 41,563,136 FLOPs for a 32x32 image, 16.6 GFLOPs at 640); ultralytics-thop 2.1.2 and
-later charge it nothing. With it, the counts are the same under every thop release that
-pyproject.toml allows. `thop_custom_ops` hands the same rule to ``thop.profile``.
+Two rules are yolospan's own, because thop's changed between releases and upstream YOLOv5's
+published figures were made with the older ones: nearest upsampling is charged one operation per
+output element (yolov5s: 41,563,136 FLOPs for a 32x32 image, 16.6 GFLOPs at 640), where
+ultralytics-thop 2.1.2 and later charge it nothing; and ``nn.MultiheadAttention`` is charged
+nothing (yolov5s-transformer: 16.4 GFLOPs), where 2.1.2 and later added a rule for it. With them,
+the counts are the same under every thop release that pyproject.toml allows. `thop_custom_ops`
+hands the same rules to ``thop.profile``. PyTorch's FlopCounterMode (``flops=("thop", "torch")``)
+counts the attention's matrix products for whoever wants them.
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ def _count_upsample(module: nn.Module, args: tuple[Any, ...], output: Any) -> No
     count_upsample(module, args, output)
 
 
+def _count_nothing(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+    """Charged nothing, as thop before 2.1.2 (and so upstream YOLOv5's published GFLOPs) did."""
+
+
 _OWN: dict[type, Rule] = {
+    nn.MultiheadAttention: _count_nothing,
     nn.Upsample: _count_upsample,
     nn.UpsamplingNearest2d: _count_upsample,
     nn.UpsamplingBilinear2d: _count_upsample,
