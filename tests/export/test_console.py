@@ -19,6 +19,7 @@ from yolospan.export.console import (
     describe_result,
     format_duration,
     format_flops,
+    format_rate,
     format_shape,
     format_value,
 )
@@ -111,6 +112,33 @@ def test_describe_call_several_inputs_many_outputs_autocast_training():
     assert describe_call(attrs) == (
         "1×8×4×4, 1×16×4×4 → 0, 1, 2, 3 +2  float32→float16 cuda:0 autocast float16 train  0 FLOPs"
     )
+
+
+def test_describe_call_with_device_time_achieved_rate_and_fraction_of_peak():
+    attrs = {
+        A.INPUT_COUNT: 1,
+        A.INPUT_SHAPE: (1, 3, 64, 64),
+        A.INPUT_DTYPE: "float32",
+        A.DEVICE: "cuda:0",
+        A.FLOPS: 41_563_136,
+        A.DEVICE_TIME_MS: 0.25,
+        A.ACHIEVED_FLOPS_PER_S: 166_252_544_000.0,
+        A.PEAK_FLOPS_PER_S: 494.5e12,
+        A.PEAK_FRACTION: 0.000336,
+    }
+    assert describe_call(attrs, ASCII) == (
+        "1x3x64x64 -> -  float32 cuda:0  41.6 MFLOPs at 166.3 GFLOP/s (0.0% of peak)  device 0.25 ms"
+    )
+    del attrs[A.PEAK_FRACTION], attrs[A.DEVICE_TIME_MS]  # a device without a known peak; the CPU
+    assert describe_call(attrs, ASCII).endswith("  41.6 MFLOPs at 166.3 GFLOP/s")
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(2.5e12, "2.5 TFLOP/s"), (999.9e9, "999.9 GFLOP/s"), (3.2e6, "3.2 MFLOP/s"), (12.0, "12.0 FLOP/s")],
+)
+def test_format_rate(rate, text):
+    assert format_rate(rate) == text
 
 
 def test_describe_call_without_outputs_after_an_error():

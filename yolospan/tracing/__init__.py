@@ -24,6 +24,7 @@ from yolospan.tracing._instrument import (
     layers_of,
 )
 from yolospan.tracing._span import phase, span
+from yolospan.tracing._timing import flush as flush_device_time
 
 __all__ = [
     "Instrumentation",
@@ -31,6 +32,7 @@ __all__ = [
     "LayeredModule",
     "current_phase",
     "current_span_attributes",
+    "flush_device_time",
     "get_tracer",
     "instrument",
     "instrumentation_of",
