@@ -174,3 +174,12 @@ def test_a_real_cuda_clock_times_a_matmul_without_blocking_the_stream(resolver):
     (elapsed,) = done[0]
     assert elapsed is not None and elapsed > 0
     assert clock.pooled == 2
+
+
+def test_a_pair_with_a_missing_mark_has_no_time_and_nothing_is_waited_for(resolver):
+    clock = GatedClock()  # gate shut: reading a real pair would wait
+    done: list[list[float | None]] = []
+    resolver.submit(clock, [(None, clock.mark()), (clock.mark(), None)], done.append)
+    assert resolver.flush(WAIT)
+    assert done == [[None, None]] and clock.read_on == []
+    assert sorted(clock.released) == [1, 2]  # the real marks go back to the pool, None does not

@@ -184,6 +184,9 @@ class Resolver:
     def _resolve(job: _Job) -> None:
         times: list[float | None] = []
         for start, end in job.pairs:
+            if start is None or end is None:  # a mark that could not be recorded
+                times.append(None)
+                continue
             try:
                 times.append(job.clock.elapsed_ms(start, end))
             except Exception:
@@ -197,7 +200,7 @@ class Resolver:
             released: set[int] = set()
             for pair in job.pairs:
                 for mark in pair:
-                    if id(mark) not in released:
+                    if mark is not None and id(mark) not in released:
                         released.add(id(mark))
                         job.clock.release(mark)
 

@@ -9,7 +9,9 @@ span's; nothing here creates or ends spans.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -18,7 +20,9 @@ from yolospan.tracing import _device_time
 from yolospan.tracing._device_time import Clock
 from yolospan.tracing._throughput import span_rate_attributes
 
-__all__ = ["clock_for", "device_attributes", "flush", "resolver", "wall_attributes"]
+__all__ = ["clock_for", "device_attributes", "flush", "mark", "resolver", "wall_attributes"]
+
+_log = logging.getLogger(__name__)
 
 
 def clock_for(attrs: Mapping[str, AttributeValue]) -> Clock | None:
@@ -27,6 +31,15 @@ def clock_for(attrs: Mapping[str, AttributeValue]) -> Clock | None:
     if isinstance(device, str) and device.startswith("cuda"):
         return _device_time.cuda_clock(device)
     return None
+
+
+def mark(clock: Clock) -> Any:
+    """``clock.mark()``, or None (logged) if the device refuses: tracing never breaks a forward."""
+    try:
+        return clock.mark()
+    except Exception:
+        _log.warning("yolospan: could not record a device-time mark", exc_info=True)
+        return None
 
 
 def resolver() -> _device_time.Resolver:
