@@ -247,7 +247,9 @@ class Telemetry:
 
     As a context manager it routes yolospan's spans to ``tracer_provider`` inside the block (with
     `yolospan.use_tracer_provider`, OpenTelemetry's global provider untouched) and shuts down at
-    the end.
+    the end. The routing is a value of the OpenTelemetry context: threads and executors get it
+    where the context is carried into them (OpenTelemetry's threading instrumentation,
+    ``contextvars.copy_context().run``), not from a bare ``Thread``.
     """
 
     def __init__(

@@ -37,6 +37,7 @@ def test_phase_instrumentation_is_temporary(spans):
         assert instrumentation_of(model) is not None
     assert instrumentation_of(model) is None
     assert not model._forward_hooks and not model._forward_pre_hooks
+    assert "_compiled_call_impl" not in model.__dict__  # where yolospan's call runs
 
 
 def test_phase_reuses_an_existing_instrumentation(spans):

@@ -138,6 +138,7 @@ def test_trace_layers_adds_a_span_per_layer_under_each_forward(spans):
 def test_without_a_provider_nothing_is_recorded_or_left_behind():
     model = yolospan.build_model("yolov5n")
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert not any("_compiled_call_impl" in m.__dict__ for m in model.modules())  # yolospan's call slot
 
 
 def test_use_tracer_provider_routes_the_lifecycle(spans):

@@ -1,7 +1,8 @@
 """`SpanRecorder`: a private tracer provider that keeps every finished span in memory.
 
 Inside ``with SpanRecorder() as spans:`` everything yolospan traces goes to the recorder
-through `yolospan.tracing.use_tracer_provider`, a context variable: OpenTelemetry's global
+through `yolospan.tracing.use_tracer_provider`, a value of the OpenTelemetry context (it follows
+the code as the current span does; a bare Thread starts without it): OpenTelemetry's global
 tracer provider is never replaced, so tests cannot leak providers into each other.
 """
 

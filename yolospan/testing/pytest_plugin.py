@@ -2,7 +2,7 @@
 
 Installing yolospan is enough; no conftest is needed. Each test that asks for ``spans`` gets
 a fresh `SpanRecorder` that receives everything yolospan traces during the test, through a
-context variable rather than OpenTelemetry's global tracer provider.
+value of the OpenTelemetry context rather than OpenTelemetry's global tracer provider.
 
 Every pytest run in an environment with yolospan installed loads this module, so it imports
 nothing of its own until a test asks for the fixture.

@@ -35,11 +35,13 @@ def dtype_name(dtype: torch.dtype) -> str:
     return name
 
 
-def tensors_in(args: tuple[Any, ...]) -> list[torch.Tensor]:
-    """`iter_tensors` with a fast path for the common call: one tensor argument."""
-    if len(args) == 1 and type(args[0]) is torch.Tensor:
-        return [args[0]]
-    return list(iter_tensors(args))
+def tensors_in(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> list[torch.Tensor]:
+    """`iter_tensors` over positional then keyword arguments, with a fast path for one tensor argument."""
+    if not kwargs:
+        if len(args) == 1 and type(args[0]) is torch.Tensor:
+            return [args[0]]
+        return list(iter_tensors(args))
+    return [*iter_tensors(args), *iter_tensors(kwargs)]
 
 
 def signature(tensors: list[torch.Tensor], training: bool) -> tuple[Any, ...]:

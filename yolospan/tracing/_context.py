@@ -1,9 +1,13 @@
 """Context the hooks read: which tracer provider to use, which phase is running, and which
 attributes every span started in this context carries (`span_attributes`).
 
-All live in ``ContextVar``s so they follow the code that set them (threads, asyncio tasks) and
-need no process-wide state: a test can route spans to its own provider without touching
-OpenTelemetry's global one.
+All three are values of the OpenTelemetry context, beside the current span, so they follow the
+code exactly as the current span does: into asyncio tasks, into ``contextvars.copy_context().run``,
+and into threads and executors wherever the OpenTelemetry context is carried there (OpenTelemetry's
+threading instrumentation, or ``context.attach`` of a context captured in the parent). A bare
+``threading.Thread`` or ``ThreadPoolExecutor`` starts from an empty context: no parent span, and
+yolospan's spans go to OpenTelemetry's global provider. No process-wide state is changed: a test
+can route spans to its own provider without touching OpenTelemetry's global one.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
 from types import MappingProxyType
+from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
@@ -21,21 +26,27 @@ from yolospan._version import __version__
 
 INSTRUMENTATION_NAME = "yolospan"
 
-_provider_override: ContextVar[trace.TracerProvider | None] = ContextVar(
-    "yolospan_tracer_provider", default=None
-)
-_current_phase: ContextVar[str | None] = ContextVar("yolospan_phase", default=None)
+_PROVIDER = otel_context.create_key("yolospan-tracer-provider")
+_PHASE = otel_context.create_key("yolospan-phase")
+_ATTRIBUTES = otel_context.create_key("yolospan-span-attributes")
 _NO_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({})
-_span_attributes: ContextVar[Mapping[str, AttributeValue]] = ContextVar(
-    "yolospan_span_attributes", default=_NO_ATTRIBUTES
-)
+
+
+@contextmanager
+def _entered(key: str, value: Any) -> Iterator[None]:
+    token = otel_context.attach(otel_context.set_value(key, value))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def resolve_provider(explicit: trace.TracerProvider | None = None) -> trace.TracerProvider:
     """An explicit provider wins, then one set by `use_tracer_provider`, then OpenTelemetry's global."""
     if explicit is not None:
         return explicit
-    return _provider_override.get() or trace.get_tracer_provider()
+    provider: trace.TracerProvider | None = otel_context.get_value(_PROVIDER)  # type: ignore[assignment]
+    return provider or trace.get_tracer_provider()
 
 
 _tracers: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = weakref.WeakKeyDictionary()
@@ -55,17 +66,19 @@ def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
 
 @contextmanager
 def use_tracer_provider(provider: trace.TracerProvider) -> Iterator[trace.TracerProvider]:
-    """Send yolospan's spans to ``provider`` inside the block; OpenTelemetry's global stays untouched."""
-    token = _provider_override.set(provider)
-    try:
+    """Send yolospan's spans to ``provider`` inside the block; OpenTelemetry's global stays untouched.
+
+    The choice is a value of the OpenTelemetry context: it reaches whatever code the current span
+    would reach (see the module's docstring for threads).
+    """
+    with _entered(_PROVIDER, provider):
         yield provider
-    finally:
-        _provider_override.reset(token)
 
 
 def current_phase() -> str | None:
     """The innermost phase entered with `yolospan.tracing.phase` (or a span with ``phase=``), if any."""
-    return _current_phase.get()
+    phase: str | None = otel_context.get_value(_PHASE)  # type: ignore[assignment]
+    return phase
 
 
 @contextmanager
@@ -73,11 +86,8 @@ def entered_phase(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    token = _current_phase.set(name)
-    try:
+    with _entered(_PHASE, name):
         yield
-    finally:
-        _current_phase.reset(token)
 
 
 @contextmanager
@@ -88,13 +98,11 @@ def span_attributes(attributes: Mapping[str, AttributeValue]) -> Iterator[None]:
     key. Nested blocks add to the outer ones (the inner value wins for a repeated key); the
     attributes a span sets itself win over these.
     """
-    token = _span_attributes.set(MappingProxyType({**_span_attributes.get(), **attributes}))
-    try:
+    with _entered(_ATTRIBUTES, MappingProxyType({**current_span_attributes(), **attributes})):
         yield
-    finally:
-        _span_attributes.reset(token)
 
 
 def current_span_attributes() -> Mapping[str, AttributeValue]:
     """The attributes `span_attributes` blocks around this code add to every span (read-only)."""
-    return _span_attributes.get()
+    attributes: Mapping[str, AttributeValue] | None = otel_context.get_value(_ATTRIBUTES)  # type: ignore[assignment]
+    return _NO_ATTRIBUTES if attributes is None else attributes

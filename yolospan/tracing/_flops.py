@@ -8,11 +8,15 @@ so a steady stream of same-shaped forwards pays nothing for counting.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+from yolospan.tracing._hook import CopiedAsInert
 
 _log = logging.getLogger(__name__)
 
@@ -57,20 +61,39 @@ def macs(module: nn.Module, rule: Rule, args: tuple[Any, ...], output: Any) -> i
             store["total_ops"] = previous
 
 
-def attach_counters(root: nn.Module, sink: Callable[[int], None]) -> list[RemovableHandle]:
-    """Hook every module under ``root`` that thop charges for; each call reports 2 x MACs to ``sink``."""
+class _Count(CopiedAsInert):
+    """A counting forward hook: reports 2 x MACs of each call made on ``thread`` to ``sink``.
+
+    Calls on other threads are not counted: their forwards have counters of their own, or none
+    when their FLOPs are already known. A copy of the module gets an inert no-op instead.
+    """
+
+    __slots__ = ("rule", "sink", "thread")
+
+    def __init__(self, rule: Rule, sink: Callable[[int], None], thread: int) -> None:
+        self.rule = rule
+        self.sink = sink
+        self.thread = thread
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        if torch.compiler.is_compiling() or threading.get_ident() != self.thread:
+            return
+        if kwargs:  # ``conv(input=x)``: thop's rules read the inputs positionally
+            args = (*args, *kwargs.values())
+        try:
+            self.sink(2 * macs(module, self.rule, args, output))
+        except Exception:  # a counting rule must never break the model's forward
+            _log.warning("yolospan: FLOPs rule failed for %s", type(module).__name__, exc_info=True)
+
+
+def attach_counters(root: nn.Module, sink: Callable[[int], None], thread: int) -> list[RemovableHandle]:
+    """Hook every module under ``root`` that thop charges for; each call on ``thread`` reports 2 x MACs."""
     handles: list[RemovableHandle] = []
     for module in root.modules():
         rule = rule_for(type(module))
         if rule is None:
             continue
-
-        def count(m: nn.Module, args: tuple[Any, ...], output: Any, rule: Rule = rule) -> None:
-            try:
-                sink(2 * macs(m, rule, args, output))
-            except Exception:  # a counting rule must never break the model's forward
-                _log.warning("yolospan: FLOPs rule failed for %s", type(m).__name__, exc_info=True)
-
-        # prepend: the count must land before yolospan's own post-hook closes the span.
-        handles.append(module.register_forward_hook(count, prepend=True))
+        # prepend: the count must land before any hook that reads it.
+        hook = _Count(rule, sink, thread)
+        handles.append(module.register_forward_hook(hook, prepend=True, with_kwargs=True))
     return handles

@@ -1,13 +1,22 @@
-"""Module hooks → spans: every forward of an instrumented module becomes a ``forward`` span.
+"""Module calls → spans: every forward of an instrumented module becomes a ``forward`` span.
 
-One pre-hook opens the span and makes it current, one ``always_call`` post-hook ends it, with
-ERROR status when the forward raised. Attributes are computed only for recording spans, once
-per call signature (see `_Call`); FLOPs are counted by thop's rules during the first forward of
-each signature (see `_flops`).
+yolospan does not use torch's forward hooks for this. It sets the module's
+``_compiled_call_impl``, the per-instance slot through which ``nn.Module.__call__`` runs a
+module compiled in place (`_Traced`): the call runs inside yolospan's own ``try`` block, so
+whatever the forward raises, ``KeyboardInterrupt`` included, ends the span with ERROR and the
+exception, restores the OpenTelemetry context and passes through untouched; a forward that
+returns is never marked ERROR, whatever exception the caller may be handling. torch leaves that
+slot out of pickles and deep copies, so a copy of an instrumented module is a plain module, and
+TorchScript ignores it. While torch compiles, scripts or traces (`_stepping_aside`) yolospan
+only calls through: no span, no attribute, no FLOPs inside a graph.
 
-Layer spans inside a recorded forward are deferred: the layer's hooks only note the clock and
-the call's attributes, and the forward's post-hook turns them into spans, back to back, with
-their real start and end times. Creating 25 spans in one tight loop costs a fraction of creating
+Attributes are computed only for recording spans, once per call signature (see `_Call`); FLOPs
+are counted by thop's rules during the first forward of each signature (see `_flops`), by
+counting hooks that only count calls made on the thread that counts.
+
+Layer spans inside a recorded forward are deferred: a layer's call only notes the clock and the
+call's attributes, and the forward turns them into spans when it ends, back to back, with their
+real start and end times. Creating 25 spans in one tight loop costs a fraction of creating
 them between convolutions that have evicted the tracer's code and data from the CPU caches.
 What this gives up: a span started inside a layer's own forward (a phase, another
 instrumentation) is parented to the forward span rather than to the layer's.
@@ -25,6 +34,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -91,12 +101,14 @@ class _Frame:
         "root",
         "span",
         "start_ns",
+        "target",
         "token",
     )
 
-    def __init__(self, module: nn.Module, name: str) -> None:
+    def __init__(self, module: nn.Module, target: _Traced) -> None:
         self.module = module
-        self.name = name
+        self.target = target
+        self.name = target.name
         self.span: trace.Span | None = None
         self.token: object = None
         self.root: _Frame | None = None
@@ -128,11 +140,97 @@ class _Call:
         self.flops: int | None = None
 
 
-_registry: weakref.WeakKeyDictionary[nn.Module, Instrumentation] = weakref.WeakKeyDictionary()
+_registry: weakref.WeakKeyDictionary[nn.Module, weakref.ref[Instrumentation]] = weakref.WeakKeyDictionary()
+"""module → its instrumentation, both held weakly: the module's own slot keeps its
+instrumentation alive, and nothing global keeps the module alive."""
+
+
+def _stepping_aside() -> bool:
+    """True while torch compiles (dynamo) or traces (``torch.jit.trace``) the call.
+
+    (TorchScript never runs this: ``torch.jit.script`` ignores the slot yolospan uses.)
+    """
+    return torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
+
+
+class _Traced:
+    """A module's ``_compiled_call_impl`` while it is instrumented: runs its call inside yolospan's frame.
+
+    Holds the module weakly and caches its call signatures. torch drops the slot from pickles
+    and deep copies; a DataParallel replica, which shares the slot, is called through untraced.
+    A module instrumented twice (as a layer and on its own) chains the two through ``previous``.
+    """
+
+    __slots__ = ("calls", "counts", "instrumentation", "layer", "module", "name", "previous", "static")
+
+    def __init__(
+        self,
+        instrumentation: Instrumentation,
+        module: nn.Module,
+        name: str,
+        static: _attrs.Attributes,
+        *,
+        layer: bool,
+    ) -> None:
+        self.instrumentation = instrumentation
+        self.module = weakref.ref(module)
+        self.name = name
+        self.static = static
+        self.layer = layer
+        self.previous: Any = module.__dict__.get("_compiled_call_impl")  # a module compiled in place
+        self.calls: dict[tuple[Any, ...], _Call] = {}
+        # A compiled call runs its layers inside a graph, where no counting hook fires: such a
+        # call has no FLOPs rather than a wrong count.
+        self.counts = not _is_compiled(module) and (
+            self.previous is None or isinstance(self.previous, _Traced)
+        )
+
+    def call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The module's own call: what ran before yolospan took the slot, else ``_call_impl``."""
+        previous = self.previous
+        if previous is None:
+            return module._call_impl(*args, **kwargs)  # type: ignore[no-untyped-call]
+        if isinstance(previous, _Traced):  # another instrumentation of the same module
+            if _stepping_aside():
+                return previous.call(module, args, kwargs)
+            return previous.enter(module, args, kwargs)
+        return previous(*args, **kwargs)
+
+    def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Trace the call if ``module`` is this slot's own module (not a replica sharing it)."""
+        if module is not self.module():
+            return self.call(module, args, kwargs)
+        return self.instrumentation._run(self, module, args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _stepping_aside():  # dynamo traces through this; torch.jit.trace records only ops
+            return self.call(self.module(), args, kwargs)  # type: ignore[arg-type]
+        # nn.Module.__call__ passes no self: read it from its frame, since a DataParallel replica
+        # shares this slot with the original module.
+        caller = sys._getframe(1).f_locals.get("self")
+        return self.enter(caller if isinstance(caller, nn.Module) else self.module(), args, kwargs)  # type: ignore[arg-type]
+
+
+def _is_compiled(module: nn.Module) -> bool:
+    """``torch.compile(model)``'s wrapper (dynamo is imported by then, or it cannot exist)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
+
+
+def _let_torchscript_skip_the_slot() -> None:
+    """TorchScript types every instance attribute; ``_compiled_call_impl``'s class annotation
+    (``Callable | None``) is not one it can resolve, so ``torch.jit.script`` of any module with
+    that slot set fails (``module.compile()`` too). Add the slot to the attributes TorchScript
+    already skips, beside the hook dictionaries: it is never part of a scripted module."""
+    from torch.jit import _recursive
+
+    ignored: list[str] = _recursive.ignored_attributes
+    if "_compiled_call_impl" not in ignored:
+        ignored.append("_compiled_call_impl")
 
 
 class Instrumentation:
-    """Handle returned by `instrument`; `remove` (or leaving a ``with`` block) takes every hook off."""
+    """Handle returned by `instrument`; `remove` (or leaving a ``with`` block) takes it off again."""
 
     def __init__(
         self,
@@ -145,9 +243,8 @@ class Instrumentation:
         self.layers = layers
         self._provider = tracer_provider
         self._local = threading.local()
-        self._calls: dict[nn.Module, dict[tuple[Any, ...], _Call]] = {}
-        self._static: dict[nn.Module, _attrs.Attributes] = {}
-        self._hooks: list[RemovableHandle] = []
+        self._targets: list[_Traced] = []
+        _let_torchscript_skip_the_slot()
         self._attach(module, A.SPAN_FORWARD, {}, layer=False)
         if layers:
             for layer in layers_of(module):
@@ -159,24 +256,27 @@ class Instrumentation:
                 if layer.sources:
                     static[A.LAYER_FROM] = list(layer.sources)
                 self._attach(layer.module, layer.type, static, layer=True)
-        _registry[module] = self
+        _registry[module] = weakref.ref(self)
 
     @property
     def active(self) -> bool:
-        return bool(self._hooks)
+        return bool(self._targets)
 
     def remove(self) -> None:
-        """Take every hook off; the module behaves as if it was never instrumented."""
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks.clear()
-        self._calls.clear()
-        if _registry.get(self.module) is self:
+        """Take yolospan off; the module behaves as if it was never instrumented."""
+        for target in self._targets:
+            module = target.module()
+            if module is not None:
+                _unlink(module, target)
+            target.calls = {}
+        self._targets.clear()
+        if _registered(self.module) is self:
             del _registry[self.module]
 
     def invalidate_flops(self) -> None:
         """Forget cached FLOPs, after the module's structure changed (e.g. Conv+BN fusing)."""
-        self._calls.clear()
+        for target in self._targets:
+            target.calls = {}
 
     def __enter__(self) -> Instrumentation:
         return self
@@ -189,22 +289,14 @@ class Instrumentation:
     ) -> None:
         self.remove()
 
-    # --- hooks --------------------------------------------------------------------------------
+    # --- calls --------------------------------------------------------------------------------
 
     def _attach(self, module: nn.Module, name: str, static: _attrs.Attributes, *, layer: bool) -> None:
-        self._static[module] = static
-
-        # A deep copy of the module shares these hook functions; only the original is traced.
-        def pre(m: nn.Module, args: tuple[Any, ...]) -> None:
-            if m is module:
-                self._open(m, name, args, layer)
-
-        def post(m: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            if m is module:
-                self._close(output)
-
-        self._hooks.append(module.register_forward_pre_hook(pre))
-        self._hooks.append(module.register_forward_hook(post, always_call=True))
+        if any(target.module() is module for target in self._targets):
+            return  # a module listed twice (shared by two layers): traced once
+        target = _Traced(self, module, name, static, layer=layer)
+        module.__dict__["_compiled_call_impl"] = target
+        self._targets.append(target)
 
     def _stack(self) -> list[_Frame | None]:
         stack: list[_Frame | None] | None = getattr(self._local, "stack", None)
@@ -212,84 +304,100 @@ class Instrumentation:
             stack = self._local.stack = []
         return stack
 
-    def _open(self, module: nn.Module, name: str, args: tuple[Any, ...], layer: bool) -> None:
+    def _run(self, target: _Traced, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One traced call: open its frame, run it, close the frame however the call ended."""
         stack = self._stack()
-        if layer and stack:
+        depth = len(stack)
+        try:
+            self._open(target, module, args, kwargs)
+            output = target.call(module, args, kwargs)
+        except BaseException as error:  # KeyboardInterrupt too: torch's hooks would miss it
+            while len(stack) > depth:
+                self._close(stack, None, error)
+            raise
+        if len(stack) > depth:
+            self._close(stack, output, None)
+        return output
+
+    def _open(
+        self, target: _Traced, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        stack = self._stack()
+        if target.layer and stack:
             top = stack[-1]
             root = None if top is None else (top.root or top)
             if root is None or root.pending is None:
                 stack.append(None)  # inside a forward that is not recorded: nothing to do
                 return
-            frame = _Frame(module, name)
+            frame = _Frame(module, target)
             frame.root, frame.parent, frame.start_ns = root, top, time.time_ns()
             stack.append(frame)
-            self._describe(frame, args, stack)
+            self._describe(frame, args, kwargs, stack)
             return
         try:
-            span = get_tracer(self._provider).start_span(name)
-            frame = _Frame(module, name)
+            span = get_tracer(self._provider).start_span(target.name)
+            frame = _Frame(module, target)
             frame.span, frame.token = span, otel_context.attach(trace.set_span_in_context(span))
         except Exception:
-            _log.warning("yolospan: could not start a span for %s", name, exc_info=True)
-            stack.append(None)  # keeps the post-hook balanced
+            _log.warning("yolospan: could not start a span for %s", target.name, exc_info=True)
+            stack.append(None)  # keeps the stack balanced
             return
         stack.append(frame)
         if span.is_recording():
             frame.pending = []
-            self._describe(frame, args, stack)
+            self._describe(frame, args, kwargs, stack)
 
-    def _describe(self, frame: _Frame, args: tuple[Any, ...], stack: list[_Frame | None]) -> None:
+    def _describe(
+        self, frame: _Frame, args: tuple[Any, ...], kwargs: dict[str, Any], stack: list[_Frame | None]
+    ) -> None:
         try:
-            self._describe_call(frame, args, stack)
+            self._describe_call(frame, args, kwargs, stack)
         except Exception:
             _log.warning("yolospan: could not describe %s", frame.name, exc_info=True)
 
-    def _describe_call(self, frame: _Frame, args: tuple[Any, ...], stack: list[_Frame | None]) -> None:
+    def _describe_call(
+        self, frame: _Frame, args: tuple[Any, ...], kwargs: dict[str, Any], stack: list[_Frame | None]
+    ) -> None:
         """Input attributes and FLOPs are computed once per call signature, then reused."""
         module = frame.module
-        tensors = _attrs.tensors_in(args)
+        target = frame.target
+        tensors = _attrs.tensors_in(args, kwargs)
         key = _attrs.signature(tensors, module.training)
-        calls = self._calls.get(module)
-        if calls is None:
-            calls = self._calls[module] = {}
+        calls = target.calls
         known = calls.get(key)
         if known is None:
             if len(calls) >= _MAX_SIGNATURES:  # e.g. free-size inference: stay bounded, recount
                 calls.clear()
             described = _attrs.input_attributes(tensors, module.training)
-            known = calls[key] = _Call(described | self._static[module])
+            known = calls[key] = _Call(described | target.static)
         root = frame.root
         if root is None:
             frame.extra, frame.phase = current_span_attributes(), current_phase()
             extra, phase = frame.extra, frame.phase
-        else:  # a layer runs in its forward's context: no need to read the context variables again
+        else:  # a layer runs in its forward's context: no need to read the context again
             extra, phase = root.extra, root.phase
         attrs = {**extra, **known.attrs} if extra else dict(known.attrs)
         if phase is not None:
             attrs[A.PHASE] = phase
         frame.attrs = attrs
         frame.call = known
-        if known.flops is not None:
-            frame.flops = known.flops
+        if known.flops is not None or not target.counts:
+            frame.flops = known.flops or 0
             return
         frame.counting = True
         if not any(f is not None and f.counting for f in stack[:-1]):
             # The enclosing frame already hooks this subtree when it is counting too.
-            frame.counters = _flops.attach_counters(module, self._add_flops)
+            frame.counters = _flops.attach_counters(module, self._add_flops, threading.get_ident())
 
     def _add_flops(self, flops: int) -> None:
         for frame in self._stack():
             if frame is not None and frame.counting:
                 frame.flops += flops
 
-    def _close(self, output: Any) -> None:
-        stack = self._stack()
-        if not stack:
-            return
+    def _close(self, stack: list[_Frame | None], output: Any, error: BaseException | None) -> None:
         frame = stack.pop()
         if frame is None:
             return
-        error = sys.exc_info()[1] if output is None else None
         if frame.root is not None:  # a deferred layer: its span is made when the forward ends
             frame.end_ns = time.time_ns()
             try:
@@ -329,6 +437,8 @@ class Instrumentation:
             assert frame.call is not None
             frame.call.flops = frame.flops
             attrs[A.FLOPS_METHOD] = "thop"
+        elif not frame.target.counts:
+            return
         else:
             attrs[A.FLOPS_METHOD] = "thop.cached"
         attrs[A.FLOPS] = frame.flops
@@ -352,6 +462,27 @@ class Instrumentation:
             made[id(frame)] = layer_span
             layer_span.end(end_time=frame.end_ns)
         root.pending = []
+
+
+def _unlink(module: nn.Module, target: _Traced) -> None:
+    """Take ``target`` out of ``module``'s slot, or out of the chain of instrumentations in it."""
+    slot = module.__dict__.get("_compiled_call_impl")
+    if slot is target:
+        if target.previous is None:
+            del module.__dict__["_compiled_call_impl"]
+        else:
+            module.__dict__["_compiled_call_impl"] = target.previous
+        return
+    while isinstance(slot, _Traced):
+        if slot.previous is target:
+            slot.previous = target.previous
+            return
+        slot = slot.previous
+
+
+def _registered(module: nn.Module) -> Instrumentation | None:
+    ref = _registry.get(module)
+    return None if ref is None else ref()
 
 
 def _start_ns(frame: _Frame) -> int:
@@ -378,10 +509,12 @@ def instrument(
 ) -> Instrumentation:
     """Trace every forward of ``module`` (and, with ``layers=True``, of each layer) as a span.
 
-    Without ``tracer_provider`` spans go to the provider set by `use_tracer_provider`, else to
-    OpenTelemetry's global one; with neither configured the hooks cost next to nothing.
+    Without ``tracer_provider`` spans go to the provider set by `use_tracer_provider` in the
+    current OpenTelemetry context, else to OpenTelemetry's global one; with neither configured
+    the cost is next to nothing. The handle holds ``module`` weakly, and an instrumented module
+    that is dropped is collected as usual.
     """
-    existing = _registry.get(module)
+    existing = _registered(module)
     if existing is not None and existing.active:
         raise RuntimeError(
             f"{type(module).__name__} is already instrumented by yolospan; remove() that handle first"
@@ -391,7 +524,7 @@ def instrument(
 
 def instrumentation_of(module: nn.Module) -> Instrumentation | None:
     """The active instrumentation of ``module``, if any."""
-    handle = _registry.get(module)
+    handle = _registered(module)
     return handle if handle is not None and handle.active else None
 
 
