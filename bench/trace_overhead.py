@@ -14,12 +14,19 @@ median: the overhead without the noise of the convolutions around it. Last, it t
 OpenTelemetry SDK alone making the same spans with the same attributes back to back (the "SDK
 floor"): no tracer that emits these spans through the SDK on the forward's thread can cost less.
 
+On CUDA (``--device cuda``) every timed forward is synchronized before and after, outside the
+forward, so its wall time runs from the first launch to the GPU's completion; two CUDA events
+around it give the device time, printed in two more columns. ``--batch`` and ``--precision``
+take several values and print one table per combination, in one process.
+
     python bench/trace_overhead.py [--rounds 40] [--model yolov5s] [--imgsz 640]
+        [--device cpu|cuda] [--batch 1 16] [--precision fp32 fp16]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import statistics
@@ -40,6 +47,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from torch import nn
 
 import yolospan
+from yolospan import tracing
 from yolospan.tracing import _instrument
 
 VARIANTS = ("untraced", "model-level", "layers=True", "removed")
@@ -115,6 +123,7 @@ def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float
         model(x)
         recorder.clear()
         model(x)  # the steady state: FLOPs and attributes come from the cache
+        flush_device_time()
     finished = recorder.get_finished_spans()
     root = next(s for s in finished if s.parent is None)
     layers = [s for s in finished if s is not root]
@@ -140,6 +149,104 @@ def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float
     return statistics.median(times), len(finished)
 
 
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""``--precision`` choices: the autocast dtype of the forwards (None: plain float32)."""
+
+
+class Timer:
+    """Times one forward: wall clock on the CPU; on CUDA the wall clock up to the GPU's completion
+    (synchronized before and after, outside the forward) and the device time between two events."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.start_event = torch.cuda.Event(enable_timing=True)
+            self.end_event = torch.cuda.Event(enable_timing=True)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor) -> tuple[float, float | None]:
+        if not self.cuda:
+            start = time.perf_counter()
+            model(x)
+            return time.perf_counter() - start, None
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        self.start_event.record()
+        model(x)
+        self.end_event.record()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        return wall, self.start_event.elapsed_time(self.end_event) / 1e3
+
+
+def flush_device_time() -> None:
+    """Wait for spans still waiting for their device time (on CUDA), so none is left between configs."""
+    flush = getattr(tracing, "flush_device_time", None)
+    if flush is not None:
+        flush()
+
+
+def run_square(
+    copies: list[nn.Module], x: torch.Tensor, rounds: int, autocast: torch.dtype | None, clock: HookClock
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    """One Latin square over ``copies``: wall and device seconds per variant, and the spans made."""
+    provider, exporter = dropping_provider()
+    handles: list[yolospan.Instrumentation | None] = [None] * len(copies)
+    wall: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    device: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    timer = Timer(x.device)
+    amp = torch.autocast(x.device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
+    with torch.inference_mode(), amp:
+        for model in copies:
+            model(x)  # warm the allocator and kernels at this shape and precision
+        for r in range(rounds):
+            for c, model in enumerate(copies):
+                variant = VARIANTS[(c + r) % len(VARIANTS)]
+                handles[c] = switch(model, handles[c], variant, provider)
+                clock.variant = ""
+                model(x)  # untimed: refills the per-signature cache after the switch
+                clock.variant = variant
+                seconds, on_device = timer(model, x)
+                clock.variant = ""
+                wall[variant].append(seconds)
+                if on_device is not None:
+                    device[variant].append(on_device)
+        for handle in handles:
+            if handle is not None:
+                handle.remove()
+    flush_device_time()
+    provider.shutdown()
+    return wall, device, exporter.count
+
+
+def print_table(
+    title: str,
+    wall: dict[str, list[float]],
+    device: dict[str, list[float]],
+    hooks: dict[str, float],
+) -> None:
+    base_median = statistics.median(wall["untraced"])
+    base_min = min(wall["untraced"])
+    on_device = bool(device["untraced"])
+    print(title)
+    header = f"{'variant':<12} {'median ms':>10} {'min ms':>8} {'ratio(median)':>14} {'ratio(min)':>11}"
+    header += f" {'in hooks ms':>12} {'1 + hooks/median':>17}"
+    if on_device:
+        header += f" {'device ms':>10} {'ratio(device)':>14}"
+    print(header)
+    for name in VARIANTS:
+        med, low = statistics.median(wall[name]), min(wall[name])
+        ratios = f"{med / base_median:>14.4f} {low / base_min:>11.4f}"
+        in_hooks = hooks.get(name, 0.0) / len(wall[name])
+        line = (
+            f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios} {in_hooks * 1e3:>12.3f} "
+            f"{1 + in_hooks / base_median:>17.4f}"
+        )
+        if on_device:
+            dev = statistics.median(device[name])
+            line += f" {dev * 1e3:>10.3f} {dev / statistics.median(device['untraced']):>14.4f}"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -147,56 +254,60 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="a multiple of 4 balances the square")
     parser.add_argument("--model", default="yolov5s")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes, one table each (1)")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        choices=sorted(PRECISIONS),
+        help="fp32, or autocast to fp16/bf16; one table each (fp32)",
+    )
     args = parser.parse_args()
+    if any(b < 1 for b in args.batch):
+        parser.error("--batch: batch sizes must be positive")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
 
-    provider, exporter = dropping_provider()
-    base = yolospan.build_model(args.model).eval()
+    base = yolospan.build_model(args.model).eval().to(device)
     copies = [copy.deepcopy(base) for _ in VARIANTS]
-    handles: list[yolospan.Instrumentation | None] = [None] * len(copies)
-    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
-    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
     clock = HookClock()
     gc.collect()
     gc.freeze()
-    with torch.inference_mode():
-        for model in copies:
-            model(x)  # warm the allocator and kernels
-        for r in range(args.rounds):
-            for c, model in enumerate(copies):
-                variant = VARIANTS[(c + r) % len(VARIANTS)]
-                handles[c] = switch(model, handles[c], variant, provider)
-                clock.variant = ""
-                model(x)  # untimed: refills the per-signature cache after the switch
-                clock.variant = variant
-                start = time.perf_counter()
-                model(x)
-                samples[variant].append(time.perf_counter() - start)
-        for handle in handles:
-            if handle is not None:
-                handle.remove()
-        floor, floor_spans = sdk_floor(copies[0], x)
-    provider.shutdown()
-
-    base_median = statistics.median(samples["untraced"])
-    base_min = min(samples["untraced"])
-    print(
-        f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {args.rounds} rounds x {len(VARIANTS)} "
-        f"copies, torch {torch.__version__}, {torch.get_num_threads()} threads, {exporter.count} spans"
-    )
-    header = f"{'variant':<12} {'median ms':>10} {'min ms':>8} {'ratio(median)':>14} {'ratio(min)':>11}"
-    print(f"{header} {'in hooks ms':>12} {'1 + hooks/median':>17}")
-    for name in VARIANTS:
-        med, low = statistics.median(samples[name]), min(samples[name])
-        ratios = f"{med / base_median:>14.4f} {low / base_min:>11.4f}"
-        hooks = clock.seconds.get(name, 0.0) / len(samples[name])
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
         print(
-            f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios} {hooks * 1e3:>12.3f} "
-            f"{1 + hooks / base_median:>17.4f}"
+            f"device {props.name} ({props.multi_processor_count} SMs), torch {torch.__version__}, "
+            f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+            f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}"
         )
+    first: tuple[torch.Tensor, float] | None = None  # the first table's input and untraced median
+    for batch in args.batch:
+        for precision in args.precision:
+            x = torch.zeros(batch, 3, args.imgsz, args.imgsz, device=device)
+            clock.seconds = {}
+            wall, on_device, spans = run_square(copies, x, args.rounds, PRECISIONS[precision], clock)
+            threads = f"{torch.get_num_threads()} threads"
+            print_table(
+                f"{args.model} {batch}x3x{args.imgsz}x{args.imgsz} eval forward, {precision}, "
+                f"{args.rounds} rounds x {len(VARIANTS)} copies, torch {torch.__version__}, {threads}, "
+                f"{device}, {spans} spans",
+                wall,
+                on_device,
+                dict(clock.seconds),
+            )
+            if first is None:
+                first = (x, statistics.median(wall["untraced"]))
+    assert first is not None
+    first_x, untraced_median = first
+    with torch.inference_mode():
+        floor, floor_spans = sdk_floor(copies[0], first_x)
     print(
         f"SDK floor: the same {floor_spans} spans and attributes "
-        f"made back to back, no hooks: {floor * 1e3:.3f} ms per forward, 1 + floor/median = "
-        f"{1 + floor / base_median:.4f}"
+        f"made back to back, no hooks: {floor * 1e3:.3f} ms per forward, 1 + floor/(first table's "
+        "untraced median) = "
+        f"{1 + floor / untraced_median:.4f}"
     )
 
 

@@ -47,6 +47,55 @@ def test_trace_overhead_reports_every_variant_and_the_sdk_floor() -> None:
     assert f"the same {spans_per_layered_forward} spans and attributes" in out.splitlines()[-1]
 
 
+def test_trace_overhead_prints_one_table_per_batch_and_precision() -> None:
+    out = run_bench(
+        "trace_overhead.py",
+        *(
+            "--rounds",
+            "1",
+            "--model",
+            "yolov5n",
+            "--imgsz",
+            "64",
+            "--batch",
+            "2",
+            "--precision",
+            "fp32",
+            "bf16",
+        ),
+    )
+    titles = [line for line in out.splitlines() if "eval forward" in line]
+    assert [title.split(",")[:2] for title in titles] == [
+        ["yolov5n 2x3x64x64 eval forward", " fp32"],
+        ["yolov5n 2x3x64x64 eval forward", " bf16"],
+    ]
+    assert all(title.endswith(f"cpu, {2 * 27} spans") for title in titles)
+    rows_per_table = [line.split()[0] for line in out.splitlines() if ROW.match(line)]
+    assert rows_per_table == ["untraced", "model-level", "layers=True", "removed"] * 2
+    assert "device ms" not in out  # no device time on the CPU
+
+
+def test_trace_overhead_refuses_cuda_without_a_gpu_and_bad_batches() -> None:
+    for args, problem in (
+        (("--batch", "0"), "--batch: batch sizes must be positive"),
+        *((("--device", "cuda"), "--device cuda: CUDA is not available") for _ in range(not _cuda())),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(BENCH / "trace_overhead.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2 and problem in done.stderr, done.stderr
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def test_train_overhead_reports_every_variant_and_the_fixed_cost() -> None:
     out = run_bench(
         "train_overhead.py",

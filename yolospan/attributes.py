@@ -80,6 +80,24 @@ FLOPS_TORCH: Final = "yolospan.flops.torch"
 same first forward of each signature as ``yolospan.flops``; set only when asked for (``--flops
 thop,torch``). It charges matmuls and convolutions only, so BatchNorm and upsampling count 0."""
 
+DEVICE_TIME_MS: Final = "yolospan.device_time_ms"
+"""float: on CUDA, milliseconds the device spent between the call's start and end (CUDA events on
+the current stream), beside the span's wall-clock times, which on a GPU measure kernel launches.
+Set after the fact: the span is ended once its events completed (see docs/performance.md)."""
+
+ACHIEVED_FLOPS_PER_S: Final = "yolospan.achieved_flops_per_s"
+"""float: ``yolospan.flops`` over the call's time: ``yolospan.device_time_ms`` on CUDA, the span's
+wall-clock duration on the CPU. Absent on CUDA when the device time could not be read."""
+
+PEAK_FLOPS_PER_S: Final = "yolospan.peak_flops_per_s"
+"""float: the device's dense peak FLOP/s for the call's compute dtype (autocast's, TF32 for float32
+convolutions on CUDA while cuDNN allows it), from NVIDIA's datasheets or ``YOLOSPAN_PEAK_FLOPS``;
+absent for a device yolospan does not know (never estimated)."""
+
+PEAK_FRACTION: Final = "yolospan.peak_fraction"
+"""float: ``yolospan.achieved_flops_per_s`` over ``yolospan.peak_flops_per_s`` (0.42 is 42 % of peak);
+set only where the peak is known."""
+
 MAX_INDEXED: Final = 32
 """Indexed attributes per span are capped so a span stays well inside the SDK's 128-attribute limit."""
 

@@ -71,12 +71,13 @@ from yolospan.delivery.spooling import DeliveryOutcome, SpoolingExporter
 from yolospan.errors import UserError
 from yolospan.export.console import ConsoleTreeProcessor
 from yolospan.export.tracefile import TraceFileExporter
-from yolospan.tracing import use_tracer_provider
+from yolospan.tracing import flush_device_time, use_tracer_provider
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "EXPORTERS",
+    "DeviceTimeFlush",
     "Telemetry",
     "metrics_path",
     "parse_exporters",
@@ -176,7 +177,8 @@ def setup_tracing(
         _log.info("%s=true: spans are not recorded or exported", OTEL_SDK_DISABLED)
         return Telemetry(trace.NoOpTracerProvider())
 
-    processors: list[SpanProcessor] = []
+    # First: flushing and shutting down wait for CUDA spans still waiting for their device time.
+    processors: list[SpanProcessor] = [DeviceTimeFlush()]
     span_exporters: list[_ShutdownOnce] = []
     if "console" in names:
         processors.append(ConsoleTreeProcessor(console or sys.stdout, layers=layers_in_console))
@@ -395,6 +397,21 @@ class Telemetry:
     ) -> None:
         self._routing.close()
         self.shutdown()
+
+
+class DeviceTimeFlush(SpanProcessor):
+    """Makes ``force_flush`` and ``shutdown`` wait for spans still waiting for their device time.
+
+    The spans of a CUDA forward are ended by a worker once the GPU has finished the forward (see
+    docs/performance.md); add this processor first, so the exporters after it see them.
+    """
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return flush_device_time(timeout_millis / 1e3)
+
+    def shutdown(self) -> None:
+        if not flush_device_time(DEFAULT_SHUTDOWN_TIMEOUT_S):
+            _log.warning("spans still waiting for their device time after %.1f s", DEFAULT_SHUTDOWN_TIMEOUT_S)
 
 
 class _ShutdownOnce(SpanExporter):

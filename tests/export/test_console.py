@@ -19,6 +19,7 @@ from yolospan.export.console import (
     describe_result,
     format_duration,
     format_flops,
+    format_rate,
     format_shape,
     format_value,
 )
@@ -113,6 +114,33 @@ def test_describe_call_several_inputs_many_outputs_autocast_training():
     )
 
 
+def test_describe_call_with_device_time_achieved_rate_and_fraction_of_peak():
+    attrs = {
+        A.INPUT_COUNT: 1,
+        A.INPUT_SHAPE: (1, 3, 64, 64),
+        A.INPUT_DTYPE: "float32",
+        A.DEVICE: "cuda:0",
+        A.FLOPS: 41_563_136,
+        A.DEVICE_TIME_MS: 0.25,
+        A.ACHIEVED_FLOPS_PER_S: 166_252_544_000.0,
+        A.PEAK_FLOPS_PER_S: 494.5e12,
+        A.PEAK_FRACTION: 0.000336,
+    }
+    assert describe_call(attrs, ASCII) == (
+        "1x3x64x64 -> -  float32 cuda:0  41.6 MFLOPs at 166.3 GFLOP/s (0.0% of peak)  device 0.25 ms"
+    )
+    del attrs[A.PEAK_FRACTION], attrs[A.DEVICE_TIME_MS]  # a device without a known peak; the CPU
+    assert describe_call(attrs, ASCII).endswith("  41.6 MFLOPs at 166.3 GFLOP/s")
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(2.5e12, "2.5 TFLOP/s"), (999.9e9, "999.9 GFLOP/s"), (3.2e6, "3.2 MFLOP/s"), (12.0, "12.0 FLOP/s")],
+)
+def test_format_rate(rate, text):
+    assert format_rate(rate) == text
+
+
 def test_describe_call_without_outputs_after_an_error():
     attrs = {A.TRAINING: False, A.INPUT_COUNT: 1, A.INPUT_SHAPE: (2, 3), A.INPUT_DTYPE: "int64"}
     assert describe_call(attrs, ASCII) == "2x3 -> -  int64"
@@ -154,7 +182,8 @@ def _run(stream: io.StringIO, *, layers: bool = True, layer_spans: bool = False,
         with yolospan.phase("amp_check", attributes={A.AMP_RESULT: "skipped"}):
             pass
     provider.shutdown()
-    return re.sub(r"\d+\.\d+ ms", "<t>", stream.getvalue())
+    timed = re.sub(r"\d+\.\d+ ms", "<t>", stream.getvalue())
+    return re.sub(r" at \d+\.\d [KMGT]?FLOP/s", " at <r>", timed)  # achieved rates: wall-clock based
 
 
 CALL = "1×3×8×8 → 1×4×8×8  float32 cpu"
@@ -164,7 +193,7 @@ def test_tree_of_phases_and_forwards():
     assert _run(io.StringIO()).splitlines() == [
         "┌ model.init",
         "│ ┌ stride_probe",
-        f"│ │ forward       {CALL}  13.8 KFLOPs  <t>",
+        f"│ │ forward       {CALL}  13.8 KFLOPs at <r>  <t>",
         "│ └ stride_probe  <t>",
         "│ amp_check  amp.result=skipped  <t>",
         "└ model.init  model.nc=80  <t>",
@@ -176,9 +205,9 @@ def test_layer_spans_nest_under_their_forward():
         "┌ model.init",
         "│ ┌ stride_probe",
         "│ │ ┌ forward",
-        f"│ │ │ Conv2d #0     {CALL}  13.8 KFLOPs  <t>",
-        "│ │ │ ReLU #1       1×4×8×8 → 1×4×8×8  float32 cpu  0 FLOPs  <t>",
-        f"│ │ └ forward  {CALL}  13.8 KFLOPs  <t>",
+        f"│ │ │ Conv2d #0     {CALL}  13.8 KFLOPs at <r>  <t>",
+        "│ │ │ ReLU #1       1×4×8×8 → 1×4×8×8  float32 cpu  0 FLOPs at <r>  <t>",
+        f"│ │ └ forward  {CALL}  13.8 KFLOPs at <r>  <t>",
         "│ └ stride_probe  <t>",
         "│ amp_check  amp.result=skipped  <t>",
         "└ model.init  model.nc=80  <t>",
@@ -187,7 +216,7 @@ def test_layer_spans_nest_under_their_forward():
 
 def test_layers_hidden_leave_the_forward_as_one_line():
     lines = _run(io.StringIO(), layers=False, layer_spans=True).splitlines()
-    assert f"│ │ forward       {CALL}  13.8 KFLOPs  <t>" in lines
+    assert f"│ │ forward       {CALL}  13.8 KFLOPs at <r>  <t>" in lines
     assert not any("Conv2d" in line or "ReLU" in line for line in lines)
 
 

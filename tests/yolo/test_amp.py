@@ -3,10 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+import yolospan
 from yolospan import attributes as A
 from yolospan.errors import UserError
 from yolospan.yolo import AmpPolicy, AmpVerdict, amp_check
+from yolospan.yolo.amp import RANDOM_WEIGHTS_NOTE, autocast_dtype
 from yolospan.yolo.heads import Detect
+from yolospan.yolo.weights import LoadedWeights
 
 
 def test_policies_parse_from_strings():
@@ -110,3 +113,57 @@ def test_a_check_that_cannot_run_fails_like_upstream(probed, monkeypatch, spans)
 def test_segmentation_models_are_checked_too(probed):
     result = amp_check(probed("yolov5s-seg"), policy="on")
     assert result.result is AmpVerdict.PASSED
+
+
+def test_random_weights_are_said_in_the_reason(probed, spans):
+    result = amp_check(probed("yolov5n"), policy="on")
+    assert result.reason.endswith(f" ({RANDOM_WEIGHTS_NOTE})")
+    assert result.reason.startswith("bfloat16 autocast agrees with fp32: largest raw difference ")
+    spans.one(A.SPAN_AMP_CHECK, amp_reason=result.reason)
+
+
+def test_trained_weights_leave_the_note_out(probed):
+    weights = LoadedWeights(path="last.pt", source="ema", tensors=0)
+    result = amp_check(probed("yolov5n"), policy="on", weights=weights)
+    assert result.passed and RANDOM_WEIGHTS_NOTE not in result.reason
+
+
+@pytest.mark.parametrize(
+    ("policy", "device", "bf16", "expected"),
+    [
+        (AmpPolicy.AUTO, "cuda:0", True, torch.float16),  # upstream's check, whatever the GPU supports
+        (AmpPolicy.ON, "cuda:0", True, torch.bfloat16),
+        (AmpPolicy.ON, "cuda:0", False, torch.float16),  # e.g. a T4 or V100
+        (AmpPolicy.ON, "cpu", False, torch.bfloat16),
+        (AmpPolicy.AUTO, "cpu", False, torch.bfloat16),
+    ],
+)
+def test_the_autocast_dtype_compared(policy, device, bf16, expected):
+    assert autocast_dtype(policy, torch.device(device), bf16_supported=lambda: bf16) == expected
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@CUDA
+def test_on_cuda_auto_compares_float16_as_upstream(spans):
+    created = yolospan.create_model("yolov5s", device="cuda")
+    result = created.amp
+    assert (result.result, result.dtype, result.input_shape, result.forwards) == (
+        AmpVerdict.PASSED,
+        "float16",
+        (1, 3, 640, 480),
+        2,
+    )
+    assert result.reason.endswith(f" ({RANDOM_WEIGHTS_NOTE})")
+    assert 0 < result.max_abs_diff <= 0.1
+    check = spans.one(A.SPAN_AMP_CHECK, amp_result="passed", amp_dtype="float16")
+    assert [s.attributes.get(A.AUTOCAST) for s in check.children] == [None, "float16"]
+
+
+@CUDA
+def test_on_cuda_policy_on_compares_bfloat16_where_supported():
+    created = yolospan.create_model("yolov5n", device="cuda", amp_check="on")
+    supported = torch.cuda.is_bf16_supported(including_emulation=False)
+    assert created.amp.dtype == ("bfloat16" if supported else "float16")
+    assert created.amp.passed

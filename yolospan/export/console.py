@@ -37,6 +37,7 @@ __all__ = [
     "describe_result",
     "format_duration",
     "format_flops",
+    "format_rate",
     "format_shape",
     "format_value",
     "group_line",
@@ -184,7 +185,10 @@ def describe_call(attrs: Attributes, charset: Charset = UNICODE) -> str:
         parts.append(" ".join(where))
     flops = attrs.get(A.FLOPS)
     if isinstance(flops, int) and not isinstance(flops, bool):
-        parts.append(format_flops(flops) + _torch_flops(flops, attrs.get(A.FLOPS_TORCH)))
+        parts.append(format_flops(flops) + _torch_flops(flops, attrs.get(A.FLOPS_TORCH)) + _achieved(attrs))
+    device_ms = attrs.get(A.DEVICE_TIME_MS)
+    if isinstance(device_ms, float):
+        parts.append(f"device {format_duration(round(device_ms * 1e6))}")
     return "  ".join(parts)
 
 
@@ -193,6 +197,24 @@ def _torch_flops(thop: int, torch: AttributeValue | None) -> str:
     if not isinstance(torch, int) or isinstance(torch, bool) or torch == thop:
         return ""
     return f" (torch {format_flops(torch)})"
+
+
+def format_rate(flops_per_s: float) -> str:
+    """SI-scaled FLOP/s with one decimal: ``2.5e12`` → ``2.5 TFLOP/s``."""
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if flops_per_s >= scale:
+            return f"{flops_per_s / scale:.1f} {prefix}FLOP/s"
+    return f"{flops_per_s:.1f} FLOP/s"
+
+
+def _achieved(attrs: Attributes) -> str:
+    """`` at 2.5 TFLOP/s (0.3% of peak)``, or nothing without an achieved rate."""
+    rate = attrs.get(A.ACHIEVED_FLOPS_PER_S)
+    if not isinstance(rate, float):
+        return ""
+    fraction = attrs.get(A.PEAK_FRACTION)
+    peak = f" ({fraction * 100:.1f}% of peak)" if isinstance(fraction, float) else ""
+    return f" at {format_rate(rate)}{peak}"
 
 
 def _short_key(key: str) -> str:

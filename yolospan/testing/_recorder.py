@@ -23,9 +23,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from yolospan.testing._spans import RecordedSpan, SpanKey, SpanList, _Queries
-from yolospan.tracing import use_tracer_provider
+from yolospan.tracing import flush_device_time, use_tracer_provider
 
 __all__ = ["SpanRecorder"]
+
+_DEVICE_TIME_WAIT_S = 60.0
+"""How long a query waits for CUDA spans still waiting for their device time."""
 
 _HINT = (
     "yolospan's spans reach a SpanRecorder inside its with-block (the spans fixture is one for the "
@@ -126,6 +129,8 @@ class SpanRecorder(_Queries):
         return self._snapshot()
 
     def _snapshot(self) -> SpanList:
+        # The spans of a CUDA forward end once the GPU has finished it: wait for them.
+        flush_device_time(_DEVICE_TIME_WAIT_S)
         spans = self._exporter.get_finished_spans()
         if self._cache is None or self._cache[0] != len(spans):
             self._cache = (

@@ -18,6 +18,9 @@ from yolospan.testing import _report
 from yolospan.testing._expect import Expectation, parse_expectation
 from yolospan.testing._query import Selector, build_selector
 
+_TIMED: Final = (A.DEVICE_TIME_MS, A.ACHIEVED_FLOPS_PER_S, A.PEAK_FRACTION)
+"""Attributes whose values come from a clock: a deterministic snapshot leaves them out."""
+
 __all__ = ["NameSpec", "RecordedSpan", "SpanAssertionError", "SpanList"]
 
 NameSpec: TypeAlias = "str | re.Pattern[str] | Callable[[str], object] | None"
@@ -132,7 +135,8 @@ class RecordedSpan:
 
         With ``deterministic=True`` ids become small integers in order of occurrence (traces
         numbered likewise), times become ticks of a logical clock that keeps the order spans
-        started and ended in, and events lose their time and stack trace.
+        started and ended in, events lose their time and stack trace, and the attributes measured
+        by a clock (device time, achieved FLOP/s, fraction of peak) are left out.
         """
         return self._recording.as_dict(self, deterministic)
 
@@ -341,6 +345,9 @@ class _Recording:
         if span.status_description:
             data["status_description"] = span.status_description
         data["attributes"] = dict(span.attributes)
+        if deterministic:
+            for key in _TIMED:
+                data["attributes"].pop(key, None)
         events = span.events
         if events:
             if deterministic:

@@ -24,6 +24,7 @@ from yolospan.tracing._instrument import (
     layers_of,
 )
 from yolospan.tracing._span import phase, span
+from yolospan.tracing._timing import flush as flush_device_time
 from yolospan.tracing._torch_flops import flop_methods
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "current_phase",
     "current_span_attributes",
     "flop_methods",
+    "flush_device_time",
     "get_tracer",
     "instrument",
     "instrumentation_of",

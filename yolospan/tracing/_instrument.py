@@ -20,6 +20,13 @@ real start and end times. Creating 25 spans in one tight loop costs a fraction o
 them between convolutions that have evicted the tracer's code and data from the CPU caches.
 What this gives up: a span started inside a layer's own forward (a phase, another
 instrumentation) is parented to the forward span rather than to the layer's.
+
+Every call that carries FLOPs also gets its achieved FLOP/s (`_timing`). On the CPU that comes
+from the recorded wall-clock times when the call ends. A recorded forward on CUDA instead puts
+device-time marks (CUDA events) around itself and each layer, and is handed to a worker when
+it ends (`_defer`): once the GPU has passed the marks the worker sets the device times and
+rates, makes the layer spans and ends every span with its recorded wall-clock end (`_finish`).
+The traced thread never waits for the GPU; readers call ``flush_device_time`` first.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
-from yolospan.tracing import _attrs, _flops, _torch_flops
+from yolospan.tracing import _attrs, _flops, _timing, _torch_flops
 from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
 
 _log = logging.getLogger(__name__)
@@ -87,8 +94,10 @@ class _Frame:
     __slots__ = (
         "attrs",
         "call",
+        "clock",
         "counters",
         "counting",
+        "end_mark",
         "end_ns",
         "error",
         "extra",
@@ -100,6 +109,7 @@ class _Frame:
         "phase",
         "root",
         "span",
+        "start_mark",
         "start_ns",
         "target",
         "token",
@@ -124,6 +134,9 @@ class _Frame:
         self.error: BaseException | None = None
         self.extra: Mapping[str, AttributeValue] = _NO_ATTRIBUTES
         self.phase: str | None = None
+        self.clock: Any = None  # a recorded forward on a device with a clock (CUDA): see _timing
+        self.start_mark: Any = None
+        self.end_mark: Any = None
 
 
 _MAX_SIGNATURES = 256
@@ -335,10 +348,14 @@ class Instrumentation:
             frame.root, frame.parent, frame.start_ns = root, top, time.time_ns()
             stack.append(frame)
             self._describe(frame, args, kwargs, stack)
+            if root.clock is not None:
+                frame.start_mark = _timing.mark(root.clock)
             return
         try:
-            span = get_tracer(self._provider).start_span(target.name)
+            start_ns = time.time_ns()
+            span = get_tracer(self._provider).start_span(target.name, start_time=start_ns)
             frame = _Frame(module, target)
+            frame.start_ns = start_ns
             frame.span, frame.token = span, otel_context.attach(trace.set_span_in_context(span))
         except Exception:
             _log.warning("yolospan: could not start a span for %s", target.name, exc_info=True)
@@ -348,6 +365,9 @@ class Instrumentation:
         if span.is_recording():
             frame.pending = []
             self._describe(frame, args, kwargs, stack)
+            clock = _timing.clock_for(frame.attrs)
+            if clock is not None:  # on CUDA: device time, read later (see _defer)
+                frame.clock, frame.start_mark = clock, _timing.mark(clock)
 
     def _describe(
         self, frame: _Frame, args: tuple[Any, ...], kwargs: dict[str, Any], stack: list[_Frame | None]
@@ -403,6 +423,8 @@ class Instrumentation:
         if frame is None:
             return
         if frame.root is not None:  # a deferred layer: its span is made when the forward ends
+            if frame.root.clock is not None:
+                frame.end_mark = _timing.mark(frame.root.clock)
             frame.end_ns = time.time_ns()
             try:
                 self._complete(frame, output, error)
@@ -413,19 +435,53 @@ class Instrumentation:
             return
         span = frame.span
         assert span is not None
+        deferred = False
         try:
             if span.is_recording():
+                if frame.clock is not None:
+                    frame.end_mark = _timing.mark(frame.clock)
+                frame.end_ns = time.time_ns()
                 self._complete(frame, output, error)
-                _apply(span, frame)
-                if frame.pending:
-                    self._emit_layers(frame)
+                if frame.clock is not None:
+                    deferred = self._defer(frame)
+                else:
+                    _apply(span, frame)
+                    if frame.pending:
+                        self._emit_layers(frame, get_tracer(self._provider))
         except Exception:
             _log.warning("yolospan: could not finish span %s", frame.name, exc_info=True)
         finally:
             try:
                 otel_context.detach(frame.token)  # type: ignore[arg-type]
             finally:
-                span.end()
+                if not deferred:
+                    span.end(end_time=frame.end_ns or None)
+
+    def _defer(self, root: _Frame) -> bool:
+        """Hand a device-timed forward to the resolver's worker, which ends its spans (`_finish`)."""
+        tracer = get_tracer(self._provider)  # here: the provider's routing lives in this thread's context
+        frames = [root, *(root.pending or ())]
+        pairs = [(frame.start_mark, frame.end_mark) for frame in frames]
+        _timing.resolver().submit(root.clock, pairs, lambda times: self._finish(root, frames, times, tracer))
+        return True
+
+    def _finish(
+        self, root: _Frame, frames: list[_Frame], times: list[float | None], tracer: trace.Tracer
+    ) -> None:
+        """On the resolver's worker: device times and achieved FLOP/s on every span, then end them."""
+        span = root.span
+        assert span is not None
+        try:
+            for frame, elapsed_ms in zip(frames, times, strict=True):
+                if frame.error is None:
+                    frame.attrs.update(_timing.device_attributes(frame.attrs, elapsed_ms))
+                elif elapsed_ms is not None:
+                    frame.attrs[A.DEVICE_TIME_MS] = elapsed_ms
+            _apply(span, root)
+            if root.pending:
+                self._emit_layers(root, tracer)
+        finally:
+            span.end(end_time=root.end_ns)
 
     def _complete(self, frame: _Frame, output: Any, error: BaseException | None) -> None:
         """Output attributes and FLOPs, once the call returned (or only the error, if it raised)."""
@@ -448,11 +504,12 @@ class Instrumentation:
         else:
             attrs[A.FLOPS_METHOD] = "thop.cached"
         attrs[A.FLOPS] = frame.flops
+        if (frame.root or frame).clock is None:  # the CPU: the wall clock measures the work
+            attrs.update(_timing.wall_attributes(attrs, frame.start_ns, frame.end_ns))
 
-    def _emit_layers(self, root: _Frame) -> None:
+    def _emit_layers(self, root: _Frame, tracer: trace.Tracer) -> None:
         """The forward's deferred layer spans, parents before children, with their recorded times."""
         assert root.span is not None and root.pending is not None
-        tracer = get_tracer(self._provider)
         made: dict[int, trace.Span] = {id(root): root.span}
         contexts: dict[int, otel_context.Context] = {}
         for frame in sorted(root.pending, key=_start_ns):

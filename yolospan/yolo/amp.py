@@ -10,8 +10,10 @@ size, scores as probabilities) and reports the largest absolute difference.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +27,7 @@ from yolospan.yolo.model import DetectionModel
 from yolospan.yolo.nms import non_max_suppression, xyxy_to_xywh
 from yolospan.yolo.weights import LoadedWeights, weights_attributes
 
-__all__ = ["AMP_TOLERANCE", "AmpCheckResult", "AmpPolicy", "AmpVerdict", "amp_check"]
+__all__ = ["AMP_TOLERANCE", "AmpCheckResult", "AmpPolicy", "AmpVerdict", "amp_check", "autocast_dtype"]
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +38,12 @@ _COMPARED = (
     "raw predictions before NMS (xywh / input size, objectness and class scores) and, as upstream, "
     f"post-NMS detections (xywhn, conf, class); both within {AMP_TOLERANCE}"
 )
+
+RANDOM_WEIGHTS_NOTE = (
+    "random weights, not trained ones: no detection survives NMS, so the post-NMS comparison holds "
+    "vacuously and only the raw predictions say anything"
+)
+"""Added to the reason of a check that ran on randomly initialised weights."""
 
 
 class AmpPolicy(str, enum.Enum):
@@ -91,9 +99,11 @@ def amp_check(
 ) -> AmpCheckResult:
     """Compare fp32 and autocast forwards of a copy of ``model`` on ``image`` (default: generated).
 
-    ``auto`` runs on CUDA (float16) and skips elsewhere, as upstream; ``on`` also runs on CPU with
-    bfloat16. ``weights`` says which weights ``model`` carries (None: random initialisation); the
-    span records it, since a check on random weights compares detections that do not exist.
+    ``auto`` runs on CUDA with float16 and skips elsewhere, as upstream; ``on`` also runs on the CPU
+    (bfloat16) and, on a GPU that supports bfloat16, compares bfloat16 instead of float16 (see
+    `autocast_dtype`). ``weights`` says which weights ``model`` carries (None: random
+    initialisation); the span records it, and the reason says so for random weights, since a check
+    on untrained weights compares detections that do not exist.
     """
     policy = AmpPolicy.parse(policy)
     # A user's image is read even when the check is skipped, so a bad path is always reported;
@@ -106,7 +116,7 @@ def amp_check(
             result = AmpCheckResult(AmpVerdict.SKIPPED, skip, str(device))
             _annotate(span, result, weights)
         return result
-    dtype = torch.bfloat16 if device.type == "cpu" else torch.float16
+    dtype = autocast_dtype(policy, device)
     stride = int(model.stride.max()) if model.stride is not None else 32
     target = copy.deepcopy(model).eval()  # a copy is never traced by the original's hooks
     with phase(A.SPAN_AMP_CHECK, module=target, layers=trace_layers, tracer_provider=tracer_provider) as span:
@@ -138,9 +148,25 @@ def amp_check(
             )
         else:
             result = _compare(reference, mixed, prepared, target.head.masks, dtype, str(device))
+            if weights is None:
+                result = dataclasses.replace(result, reason=f"{result.reason} ({RANDOM_WEIGHTS_NOTE})")
         _annotate(span, result, weights)
     _log.info("AMP check %s: %s", result.result.value, result.reason)
     return result
+
+
+def autocast_dtype(
+    policy: AmpPolicy, device: torch.device, *, bf16_supported: Callable[[], bool] | None = None
+) -> torch.dtype:
+    """The dtype compared with fp32: float16 on CUDA as upstream, bfloat16 with ``on`` where the GPU
+    supports it (``torch.cuda.is_bf16_supported``), bfloat16 on the CPU."""
+    if device.type != "cuda":
+        return torch.bfloat16
+    if policy is AmpPolicy.ON:
+        supported = bf16_supported or (lambda: torch.cuda.is_bf16_supported(including_emulation=False))
+        if supported():
+            return torch.bfloat16
+    return torch.float16
 
 
 def _skip_reason(policy: AmpPolicy, device: torch.device) -> str | None:
