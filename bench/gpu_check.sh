@@ -26,7 +26,7 @@ prepare() {
         mapfile -t pins < <(.venv/bin/pip freeze 2>/dev/null | grep -iE '^(opentelemetry-|ultralytics-thop==)')
     fi
     if [ "${#pins[@]}" -eq 0 ]; then
-        echo "no .venv here: set it up first (CONVENTIONS.md), so the wheels match what the tests ran with" >&2
+        echo "no .venv here: set it up first with the README's test command, so the wheels match what the tests ran with" >&2
         exit 2
     fi
     rm -rf .whl

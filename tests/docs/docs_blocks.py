@@ -1,4 +1,4 @@
-"""The code blocks of README.md and docs/*.md, as CONVENTIONS.md says they are tested.
+"""The code blocks of README.md and docs/*.md, as README.md ("Development") says they are tested.
 
 - A ```python block runs as written, in a fresh temporary working directory, with its own
   namespace. Functions it defines named ``test_*`` are then called as pytest would call them: each
