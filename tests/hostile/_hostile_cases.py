@@ -213,7 +213,9 @@ config_case("bad-yaml", "nc: [1, 2\n")
 config_case("tabs", "nc:\t\t[\n\t- 1\n")
 config_case("duplicate-anchor-undefined", tiny(nc="*nowhere"))
 config_case("unknown-key", tiny(extra="eval: __import__('os')\n"))
-config_case("activation-key", tiny(extra="activation: nn.ReLU()\n"))
+config_case("activation-call", tiny(extra="activation: __import__('os').system('echo pwned > pwned')\n"))
+config_case("activation-unknown", tiny(extra="activation: nn.GELUish()\n"))
+config_case("activation-bad-argument", tiny(extra="activation: nn.LeakyReLU(x)\n"))
 
 # Values out of range
 for id, value in {

@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="a shipped config (yolov5s, yolov5n6, yolov5s-ghost, yolov3, yolov5s-seg ...: see "
-        "docs/models.md) or a path to a model YAML",
+        help="a shipped config (yolov5s, yolov5n6, yolov5s-ghost, yolov3, yolov5s-seg ...: an unknown "
+        "name lists all 28) or a path to a model YAML",
     )
     parser.add_argument(
         "--weights",
