@@ -19,7 +19,8 @@ call's attributes, and the forward turns them into spans when it ends, back to b
 real start and end times. Creating 25 spans in one tight loop costs a fraction of creating
 them between convolutions that have evicted the tracer's code and data from the CPU caches.
 What this gives up: a span started inside a layer's own forward (a phase, another
-instrumentation) is parented to the forward span rather than to the layer's.
+instrumentation) is parented to the forward span rather than to the layer's. With the SDK's own
+provider the layer spans skip the tracer API (`_fast_spans`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
-from yolospan.tracing import _attrs, _flops, _torch_flops
+from yolospan.tracing import _attrs, _fast_spans, _flops, _torch_flops
 from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
 
 _log = logging.getLogger(__name__)
@@ -453,6 +454,11 @@ class Instrumentation:
         """The forward's deferred layer spans, parents before children, with their recorded times."""
         assert root.span is not None and root.pending is not None
         tracer = get_tracer(self._provider)
+        fast = _fast_spans.emitter(tracer, root.span)
+        if fast is not None:
+            _fast_spans.emit_frames(fast, root.span, root.pending)
+            root.pending = []
+            return
         made: dict[int, trace.Span] = {id(root): root.span}
         contexts: dict[int, otel_context.Context] = {}
         for frame in sorted(root.pending, key=_start_ns):
