@@ -1,20 +1,34 @@
 """Overhead of tracing a yolov5s 1x3x640x640 eval forward: untraced vs traced, interleaved in one run.
 
-Four deep copies of one model take turns at four variants (a Latin square: in round r, copy c
-runs variant (c + r) mod 4), so neither a copy's memory placement nor the order within a round
-favours a variant. After each switch one untimed forward refills the FLOPs/attribute cache, so
-the timed forward is the steady state of a long job. The garbage collector is frozen after
-imports. Spans go through a BatchSpanProcessor to an exporter that drops them, which isolates
-yolospan's own cost from any backend.
+Five variants, each on its own deep copy of one model, take turns in a Latin square (in round r,
+copy c runs variant (c + r) mod 5), so neither a copy's memory placement nor the order within a
+round favours a variant:
 
-Wall-clock ratios on a shared 2-core machine wander by several percent from round to round, so
-the script also reports the time spent inside yolospan's hooks (span start and end, attributes,
-the SDK's work for them) per forward, measured in the same run, and that time over the untraced
-median: the overhead without the noise of the convolutions around it. Last, it times the
-OpenTelemetry SDK alone making the same spans with the same attributes back to back (the "SDK
-floor"): no tracer that emits these spans through the SDK on the forward's thread can cost less.
+- untraced;
+- model-level: ``instrument(model)``;
+- layers=True: ``instrument(model, layers=True)``; the YOLO model times its own layers (the
+  native layer clock);
+- hook path: ``instrument(generic, layers=True)``, where ``generic`` is a plain ``nn.Module`` that
+  holds the same layers as direct children and runs the same loop, so every layer call goes
+  through yolospan's call slot as for any module;
+- removed: instrumented with ``layers=True``, then ``remove()``.
 
-    python bench/trace_overhead.py [--rounds 40] [--model yolov5s] [--imgsz 640]
+After each switch one untimed forward refills the per-signature caches, so the timed forward is
+the steady state of a long job. The garbage collector is frozen after imports. Spans go through
+a BatchSpanProcessor to an exporter that drops them, which isolates yolospan's own cost.
+
+The ratios are medians of paired ratios: in each round, each variant's time over the untraced
+time of the same round. The script also adds up the time spent inside yolospan's frame code (the
+traced call's open and close: span start and end, attributes, the layer spans) per forward.
+``--diff-imgsz`` adds a second interleaved run at a smaller input and reports each variant's
+median paired difference from untraced there, over the untraced median at ``--imgsz``: yolospan's
+cost per forward does not grow with the image, while the noise of the convolutions does.
+
+Last, the floors: the fast path alone making one forward's layer spans from a learned signature
+and the clock (``fast floor``), and the OpenTelemetry tracer API making the same spans and
+attributes (``API floor``), each back to back in a tight loop.
+
+    python bench/trace_overhead.py [--rounds 40] [--model yolov5s] [--imgsz 640] [--diff-imgsz 160]
 """
 
 from __future__ import annotations
@@ -40,9 +54,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from torch import nn
 
 import yolospan
-from yolospan.tracing import _instrument
+from yolospan.tracing import _clock, _instrument, get_tracer
 
-VARIANTS = ("untraced", "model-level", "layers=True", "removed")
+VARIANTS = ("untraced", "model-level", "layers=True", "hook path", "removed")
 
 
 class DropExporter(SpanExporter):
@@ -62,21 +76,53 @@ def dropping_provider() -> tuple[TracerProvider, DropExporter]:
     return provider, exporter
 
 
-def switch(model: nn.Module, handle: yolospan.Instrumentation | None, variant: str, provider: TracerProvider):
-    """Put ``model`` in ``variant``'s state; returns the live handle, if any."""
-    if handle is not None:
-        handle.remove()
-    if variant == "model-level":
-        return yolospan.instrument(model, tracer_provider=provider)
-    if variant == "layers=True":
-        return yolospan.instrument(model, layers=True, tracer_provider=provider)
-    if variant == "removed":
-        yolospan.instrument(model, layers=True, tracer_provider=provider).remove()
-    return None
+class GenericLoop(nn.Module):
+    """The YOLO model's layers and loop in a plain module: not a LayeredModule, not a ClockedModule."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        for index, layer in enumerate(model.model):  # type: ignore[arg-type]
+            self.add_module(str(index), layer)
+        self._plan = model._plan
+
+    def forward(self, image: torch.Tensor) -> Any:
+        x: Any = image
+        saved: list[Any] = []
+        for layer, (source, keep) in zip(self.children(), self._plan, strict=True):
+            if source != -1:
+                x = saved[source] if isinstance(source, int) else [x if j == -1 else saved[j] for j in source]
+            x = layer(x)
+            saved.append(x if keep else None)
+        return x
 
 
-class HookClock:
-    """Accumulates the time spent in yolospan's pre- and post-hooks, per variant."""
+class Copy:
+    """One deep copy of the model, its generic twin, and its current variant's handle."""
+
+    def __init__(self, base: nn.Module) -> None:
+        self.model = copy.deepcopy(base)
+        self.generic = GenericLoop(self.model)
+        self.handle: yolospan.Instrumentation | None = None
+
+    def switch(self, variant: str, provider: TracerProvider) -> nn.Module:
+        """Put this copy in ``variant``'s state; returns the module to call."""
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+        if variant == "model-level":
+            self.handle = yolospan.instrument(self.model, tracer_provider=provider)
+        elif variant == "layers=True":
+            self.handle = yolospan.instrument(self.model, layers=True, tracer_provider=provider)
+        elif variant == "hook path":
+            self.handle = yolospan.instrument(self.generic, layers=True, tracer_provider=provider)
+            return self.generic
+        elif variant == "removed":
+            yolospan.instrument(self.model, layers=True, tracer_provider=provider).remove()
+        return self.model
+
+
+class FrameClock:
+    """Accumulates the time spent in yolospan's frame code (a traced call's open and close)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -101,102 +147,137 @@ class HookClock:
         self.seconds[self.variant] = self.seconds.get(self.variant, 0.0) + seconds
 
 
-def sdk_floor(model: nn.Module, x: torch.Tensor, reps: int = 200) -> tuple[float, int]:
-    """Seconds the OpenTelemetry SDK alone needs for one ``layers=True`` forward's spans, and their count.
+def interleaved(
+    copies: list[Copy], x: torch.Tensor, rounds: int, provider: TracerProvider, clock: FrameClock
+) -> dict[str, list[float]]:
+    """Seconds per timed forward, per variant, in round order (index r is round r for every variant)."""
+    samples: dict[str, list[float]] = {name: [0.0] * rounds for name in VARIANTS}
+    for r in range(rounds):
+        for c, each in enumerate(copies):
+            variant = VARIANTS[(c + r) % len(VARIANTS)]
+            model = each.switch(variant, provider)
+            clock.variant = ""
+            model(x)  # untimed: refills the per-signature cache after the switch
+            clock.variant = variant
+            start = time.perf_counter()
+            model(x)
+            samples[variant][r] = time.perf_counter() - start
+            clock.variant = ""
+    for each in copies:
+        each.switch("untraced", provider)
+    return samples
 
-    The same names, attributes, parents and timestamps as yolospan emits, made back to back
-    in a tight loop with no model and no hook around them: a lower bound for any tracer that
-    creates these spans through the SDK on the forward's thread.
-    """
+
+def floors(model: nn.Module, x: torch.Tensor, reps: int = 300) -> tuple[float, float, int]:
+    """Seconds per forward for (the fast path, the tracer API) making one forward's layer spans,
+    back to back in a tight loop, and how many spans that is."""
     recorder = InMemorySpanExporter()
     recording = TracerProvider()
     recording.add_span_processor(SimpleSpanProcessor(recorder))
-    with yolospan.instrument(model, layers=True, tracer_provider=recording):
+    with yolospan.instrument(model, layers=True, tracer_provider=recording) as handle:
         model(x)
         recorder.clear()
-        model(x)  # the steady state: FLOPs and attributes come from the cache
+        model(x)  # the steady state: attributes come from the learned signature
+        learned = next(call.layers for call in handle._targets[0].calls.values() if call.layers)
     finished = recorder.get_finished_spans()
-    root = next(s for s in finished if s.parent is None)
-    layers = [s for s in finished if s is not root]
+    layers = [s for s in finished if s.parent is not None]
+    ticks = [t for s in layers for t in (s.start_time or 0, s.end_time or 0)]
+    provider, _ = dropping_provider()  # as the timed forwards', counted apart from them
+    tracer = get_tracer(provider)
+    extra: dict[str, Any] = {}
+    fast = []
+    for _ in range(reps):
+        forward = tracer.start_span("forward")
+        start = time.perf_counter()
+        _clock.emit(tracer, forward, learned, ticks, extra, None, None)
+        fast.append(time.perf_counter() - start)
+        forward.end()
 
     def plain(span: ReadableSpan) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in (span.attributes or {}).items()}
 
-    root_attrs = plain(root)
-    layer_spans = [(s.name, plain(s), s.start_time, s.end_time) for s in layers]
-    provider, _ = dropping_provider()  # as the timed forwards', counted apart from them
-    tracer = provider.get_tracer("sdk-floor")
-    times = []
+    api_spans = [(s.name, plain(s), s.start_time, s.end_time) for s in layers]
+    api = []
     for _ in range(reps):
-        start = time.perf_counter()
-        forward = tracer.start_span(root.name, attributes=root_attrs)
+        forward = tracer.start_span("forward")
         context = trace.set_span_in_context(forward)
-        for name, attrs, start_ns, end_ns in layer_spans:
+        start = time.perf_counter()
+        for name, attrs, start_ns, end_ns in api_spans:
             layer = tracer.start_span(name, context=context, attributes=attrs, start_time=start_ns)
             layer.end(end_time=end_ns)
+        api.append(time.perf_counter() - start)
         forward.end()
-        times.append(time.perf_counter() - start)
     provider.shutdown()
-    return statistics.median(times), len(finished)
+    return statistics.median(fast), statistics.median(api), len(layers)
+
+
+def paired(samples: dict[str, list[float]], name: str) -> tuple[float, float]:
+    """Median of the paired ratios and of the paired differences (seconds) against untraced."""
+    pairs = list(zip(samples[name], samples["untraced"], strict=True))
+    return statistics.median(t / u for t, u in pairs), statistics.median(t - u for t, u in pairs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=40, help="a multiple of 4 balances the square")
+    parser.add_argument("--rounds", type=int, default=40, help="a multiple of 5 balances the square")
     parser.add_argument("--model", default="yolov5s")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--diff-imgsz", type=int, default=0, help="also measure differences at this size")
+    parser.add_argument("--diff-rounds", type=int, default=0, help="rounds at --diff-imgsz (default 4x)")
     args = parser.parse_args()
 
     provider, exporter = dropping_provider()
     base = yolospan.build_model(args.model).eval()
-    copies = [copy.deepcopy(base) for _ in VARIANTS]
-    handles: list[yolospan.Instrumentation | None] = [None] * len(copies)
+    copies = [Copy(base) for _ in VARIANTS]
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
-    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    clock = HookClock()
+    clock = FrameClock()
     gc.collect()
     gc.freeze()
+    small: dict[str, list[float]] | None = None
     with torch.inference_mode():
-        for model in copies:
-            model(x)  # warm the allocator and kernels
-        for r in range(args.rounds):
-            for c, model in enumerate(copies):
-                variant = VARIANTS[(c + r) % len(VARIANTS)]
-                handles[c] = switch(model, handles[c], variant, provider)
-                clock.variant = ""
-                model(x)  # untimed: refills the per-signature cache after the switch
-                clock.variant = variant
-                start = time.perf_counter()
-                model(x)
-                samples[variant].append(time.perf_counter() - start)
-        for handle in handles:
-            if handle is not None:
-                handle.remove()
-        floor, floor_spans = sdk_floor(copies[0], x)
+        for each in copies:
+            each.model(x)  # warm the allocator and kernels
+        samples = interleaved(copies, x, args.rounds, provider, clock)
+        in_frames = {name: clock.seconds.get(name, 0.0) / args.rounds for name in VARIANTS}
+        if args.diff_imgsz:
+            small_x = torch.zeros(1, 3, args.diff_imgsz, args.diff_imgsz)
+            small = interleaved(copies, small_x, args.diff_rounds or 4 * args.rounds, provider, clock)
+        fast_floor, api_floor, floor_spans = floors(copies[0].model, x)
     provider.shutdown()
 
     base_median = statistics.median(samples["untraced"])
-    base_min = min(samples["untraced"])
     print(
         f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {args.rounds} rounds x {len(VARIANTS)} "
         f"copies, torch {torch.__version__}, {torch.get_num_threads()} threads, {exporter.count} spans"
     )
-    header = f"{'variant':<12} {'median ms':>10} {'min ms':>8} {'ratio(median)':>14} {'ratio(min)':>11}"
-    print(f"{header} {'in hooks ms':>12} {'1 + hooks/median':>17}")
+    header = f"{'variant':<12} {'median ms':>10} {'paired ratio':>13} {'paired diff ms':>15}"
+    print(f"{header} {'in yolospan ms':>15} {'1 + yolospan/median':>20}")
     for name in VARIANTS:
-        med, low = statistics.median(samples[name]), min(samples[name])
-        ratios = f"{med / base_median:>14.4f} {low / base_min:>11.4f}"
-        hooks = clock.seconds.get(name, 0.0) / len(samples[name])
+        ratio, diff = paired(samples, name)
+        spent = in_frames[name]
         print(
-            f"{name:<12} {med * 1e3:>10.2f} {low * 1e3:>8.2f} {ratios} {hooks * 1e3:>12.3f} "
-            f"{1 + hooks / base_median:>17.4f}"
+            f"{name:<12} {statistics.median(samples[name]) * 1e3:>10.2f} {ratio:>13.4f} {diff * 1e3:>15.3f} "
+            f"{spent * 1e3:>15.3f} {1 + spent / base_median:>20.4f}"
         )
+    if small is not None:
+        rounds = len(small["untraced"])
+        print(
+            f"at 1x3x{args.diff_imgsz}x{args.diff_imgsz}, {rounds} rounds: median paired difference from "
+            f"untraced ({statistics.median(small['untraced']) * 1e3:.2f} ms), and 1 + difference / "
+            f"untraced median at {args.imgsz} ({base_median * 1e3:.2f} ms)"
+        )
+        for name in VARIANTS[1:]:
+            _, diff = paired(small, name)
+            print(f"{name:<12} {diff * 1e3:>10.3f} {1 + diff / base_median:>13.4f}")
     print(
-        f"SDK floor: the same {floor_spans} spans and attributes "
-        f"made back to back, no hooks: {floor * 1e3:.3f} ms per forward, 1 + floor/median = "
-        f"{1 + floor / base_median:.4f}"
+        f"API floor: the tracer API making one forward's {floor_spans} layer spans back to back: "
+        f"{api_floor * 1e3:.3f} ms, 1 + floor/median = {1 + api_floor / base_median:.4f}"
+    )
+    print(
+        f"fast floor: the fast path making the same {floor_spans} layer spans back to back: "
+        f"{fast_floor * 1e3:.3f} ms, 1 + floor/median = {1 + fast_floor / base_median:.4f}"
     )
 
 
