@@ -222,3 +222,24 @@ def test_other_tracers_and_unsampled_parents_take_the_api_path():
 
     vendor = VendorTracer.__new__(VendorTracer)
     assert _fast_spans.emitter(vendor, sampled) is None
+
+
+@pytest.mark.parametrize("limits", [None, SpanLimits(max_span_attributes=5, max_span_attribute_length=2)])
+def test_the_forward_spans_attributes_validated_once_are_what_the_api_sets(monkeypatch, limits):
+    def forward_spans(fast: bool) -> list[ReadableSpan]:
+        provider, exporter = _provider(span_limits=limits)
+        model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()).eval()
+        with monkeypatch.context() as patch:
+            if not fast:
+                patch.setattr(_fast_spans, "set_attributes", lambda span, attrs, key: False)
+            with yolospan.instrument(model, tracer_provider=provider), yolospan.tracing.phase("val"):
+                model(torch.zeros(1, 3, 4, 4))
+                model(torch.zeros(1, 3, 4, 4))
+                model(torch.zeros(2, 3, 4, 4))
+        return list(exporter.get_finished_spans())
+
+    fast, api = forward_spans(True), forward_spans(False)
+    assert [list(s.attributes.items()) for s in fast] == [list(s.attributes.items()) for s in api]
+    assert [s.dropped_attributes for s in fast] == [s.dropped_attributes for s in api]
+    assert limits is not None or fast[0].attributes["yolospan.phase"] == "val"
+    assert fast[2].attributes is not fast[1].attributes

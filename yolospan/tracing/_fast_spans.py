@@ -202,6 +202,42 @@ def _start_ns(frame: DeferredSpan) -> int:
     return frame.start_ns
 
 
+_validated: dict[Any, tuple[Any, Any, dict[str, AttributeValue], Any]] = {}
+
+
+def set_attributes(span: trace.Span, attrs: dict[str, AttributeValue], key: Any) -> bool:
+    """Give an SDK span that has no attribute yet ``attrs``, validated once per attribute set.
+
+    The span keeps its own (mutable) `BoundedAttributes`; it receives the values
+    ``span.set_attributes(attrs)`` would store (cleaned against the same limits, the same dropped
+    count), copied from the last validation of an equal ``attrs`` under ``key``. False where this
+    does not apply (another span class, attributes already set, an SDK whose internals moved):
+    the caller then sets them through the API.
+    """
+    sdk = sys.modules.get("opentelemetry.sdk.trace")
+    if sdk is None or type(span) is not getattr(sdk, "_Span", None):
+        return False
+    try:
+        with span._lock:  # type: ignore[attr-defined]
+            own = span._attributes  # type: ignore[attr-defined]
+            if span._end_time is not None or own._immutable or own._dict or own.dropped:  # type: ignore[attr-defined]
+                return False
+            maxlen, max_value_len = own.maxlen, own.max_value_len
+            cached = _validated.get(key)
+            if cached is None or cached[0] != maxlen or cached[1] != max_value_len or cached[2] != attrs:
+                if len(_validated) >= 4096:
+                    _validated.clear()
+                validated = type(own)(maxlen, attrs, immutable=True, max_value_len=max_value_len)
+                cached = _validated[key] = (maxlen, max_value_len, dict(attrs), validated)
+            validated = cached[3]
+            own._dict.update(validated._dict)
+            own.dropped = validated.dropped
+    except AttributeError:
+        _log.debug("yolospan: no fast attribute path for this SDK", exc_info=True)
+        return False
+    return True
+
+
 _emitters: weakref.WeakKeyDictionary[Any, Emitter | None] = weakref.WeakKeyDictionary()
 
 
@@ -251,4 +287,4 @@ def _samples_children(sampler: Any, sampling: Any) -> bool:
     )
 
 
-__all__ = ["DeferredSpan", "Emitter", "emit_frames", "emitter"]
+__all__ = ["DeferredSpan", "Emitter", "emit_frames", "emitter", "set_attributes"]

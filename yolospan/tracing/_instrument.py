@@ -90,13 +90,13 @@ class _Frame:
     __slots__ = (
         "attrs",
         "call",
-        "clock",
         "counters",
         "counting",
         "end_ns",
         "error",
         "extra",
         "flops",
+        "layer_clock",
         "module",
         "name",
         "parent",
@@ -128,7 +128,7 @@ class _Frame:
         self.error: BaseException | None = None
         self.extra: Mapping[str, AttributeValue] = _NO_ATTRIBUTES
         self.phase: str | None = None
-        self.clock: _clock.LayerClock | None = None
+        self.layer_clock: _clock.LayerClock | None = None  # a ClockedModule's forward
 
 
 _MAX_SIGNATURES = 256
@@ -369,9 +369,9 @@ class Instrumentation:
             frame.pending = []
             self._describe(frame, args, kwargs, stack)
             if self._clocked is not None and frame.call is not None and target.layer is False:
-                own = getattr(self._local, "clock", None)
+                own = getattr(self._local, "layer_clock", None)
                 learned = frame.call.layers
-                frame.clock = self._local.clock = _clock.start(
+                frame.layer_clock = self._local.layer_clock = _clock.start(
                     own, len(self._clocked), learned, self._describe_layer
                 )
 
@@ -443,7 +443,7 @@ class Instrumentation:
             if span.is_recording():
                 self._complete(frame, output, error)
                 _apply(span, frame)
-                if frame.clock is not None:
+                if frame.layer_clock is not None:
                     self._clocked_layers(frame)
                 if frame.pending:
                     self._emit_layers(frame)
@@ -479,9 +479,9 @@ class Instrumentation:
 
     def _clocked_layers(self, root: _Frame) -> None:
         """A clocked model's forward: learn its signature's layers, or emit them from the clock."""
-        clock, call = root.clock, root.call
+        clock, call = root.layer_clock, root.call
         assert clock is not None and call is not None and root.span is not None
-        root.clock = None
+        root.layer_clock = None
         clock.busy = False
         if clock.describing:  # its layer frames are in ``pending``, emitted as usual
             if root.error is None and call.layers is None:
@@ -554,7 +554,7 @@ def layer_clock(module: nn.Module) -> _clock.LayerClock | None:
     frame = stack[-1]
     if frame is None or frame.module is not module:
         return None
-    return frame.clock
+    return frame.layer_clock
 
 
 def _registered(module: nn.Module) -> Instrumentation | None:
@@ -567,8 +567,9 @@ def _start_ns(frame: _Frame) -> int:
 
 
 def _apply(span: trace.Span, frame: _Frame) -> None:
-    """Set all attributes in one call: the SDK validates per call, so this halves its cost."""
-    span.set_attributes(frame.attrs)
+    """Set all attributes in one call: validated once per attribute set for the SDK's own spans."""
+    if not _fast_spans.set_attributes(span, frame.attrs, (frame.name, id(frame.call))):
+        span.set_attributes(frame.attrs)
     if frame.error is not None:
         _record_error(span, frame.error)
 
