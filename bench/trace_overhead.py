@@ -148,11 +148,22 @@ class FrameClock:
 
 
 def interleaved(
-    copies: list[Copy], x: torch.Tensor, rounds: int, provider: TracerProvider, clock: FrameClock
+    copies: list[Copy],
+    x: torch.Tensor,
+    rounds: int,
+    provider: TracerProvider,
+    clock: FrameClock,
+    deadline: float = float("inf"),
 ) -> dict[str, list[float]]:
-    """Seconds per timed forward, per variant, in round order (index r is round r for every variant)."""
+    """Seconds per timed forward, per variant, in round order (index r is round r for every variant).
+
+    Past ``deadline`` (``time.monotonic()``), stops after the next whole Latin square.
+    """
     samples: dict[str, list[float]] = {name: [0.0] * rounds for name in VARIANTS}
     for r in range(rounds):
+        if r and r % len(VARIANTS) == 0 and time.monotonic() > deadline:
+            samples = {name: times[:r] for name, times in samples.items()}
+            break
         for c, each in enumerate(copies):
             variant = VARIANTS[(c + r) % len(VARIANTS)]
             model = each.switch(variant, provider)
@@ -226,7 +237,15 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--diff-imgsz", type=int, default=0, help="also measure differences at this size")
     parser.add_argument("--diff-rounds", type=int, default=0, help="rounds at --diff-imgsz (default 4x)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=0.0,
+        help="stop adding rounds (after a whole square) past 60%% of this many seconds; at --diff-imgsz, 95%%",
+    )
     args = parser.parse_args()
+    started = time.monotonic()
+    budget = args.budget_s or float("inf")
 
     provider, exporter = dropping_provider()
     base = yolospan.build_model(args.model).eval()
@@ -239,17 +258,19 @@ def main() -> None:
     with torch.inference_mode():
         for each in copies:
             each.model(x)  # warm the allocator and kernels
-        samples = interleaved(copies, x, args.rounds, provider, clock)
-        in_frames = {name: clock.seconds.get(name, 0.0) / args.rounds for name in VARIANTS}
+        samples = interleaved(copies, x, args.rounds, provider, clock, started + 0.6 * budget)
+        rounds = len(samples["untraced"])
+        in_frames = {name: clock.seconds.get(name, 0.0) / rounds for name in VARIANTS}
         if args.diff_imgsz:
             small_x = torch.zeros(1, 3, args.diff_imgsz, args.diff_imgsz)
-            small = interleaved(copies, small_x, args.diff_rounds or 4 * args.rounds, provider, clock)
+            small_rounds = args.diff_rounds or 4 * args.rounds
+            small = interleaved(copies, small_x, small_rounds, provider, clock, started + 0.95 * budget)
         fast_floor, api_floor, floor_spans = floors(copies[0].model, x)
     provider.shutdown()
 
     base_median = statistics.median(samples["untraced"])
     print(
-        f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {args.rounds} rounds x {len(VARIANTS)} "
+        f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, {rounds} rounds x {len(VARIANTS)} "
         f"copies, torch {torch.__version__}, {torch.get_num_threads()} threads, {exporter.count} spans"
     )
     header = f"{'variant':<12} {'median ms':>10} {'paired ratio':>13} {'paired diff ms':>15}"
@@ -262,10 +283,9 @@ def main() -> None:
             f"{spent * 1e3:>15.3f} {1 + spent / base_median:>20.4f}"
         )
     if small is not None:
-        rounds = len(small["untraced"])
         print(
-            f"at 1x3x{args.diff_imgsz}x{args.diff_imgsz}, {rounds} rounds: median paired difference from "
-            f"untraced ({statistics.median(small['untraced']) * 1e3:.2f} ms), and 1 + difference / "
+            f"at 1x3x{args.diff_imgsz}x{args.diff_imgsz}, {len(small['untraced'])} rounds: "
+            f"median paired difference from untraced ({statistics.median(small['untraced']) * 1e3:.2f} ms), and 1 + difference / "
             f"untraced median at {args.imgsz} ({base_median * 1e3:.2f} ms)"
         )
         for name in VARIANTS[1:]:
