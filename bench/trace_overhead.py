@@ -241,7 +241,7 @@ def main() -> None:
         "--budget-s",
         type=float,
         default=0.0,
-        help="stop adding rounds (after a whole square) past 60%% of this many seconds; at --diff-imgsz, 95%%",
+        help="stop adding rounds (after a whole square) past 60%% of this many seconds (95%% in total)",
     )
     args = parser.parse_args()
     started = time.monotonic()
@@ -285,8 +285,8 @@ def main() -> None:
     if small is not None:
         print(
             f"at 1x3x{args.diff_imgsz}x{args.diff_imgsz}, {len(small['untraced'])} rounds: "
-            f"median paired difference from untraced ({statistics.median(small['untraced']) * 1e3:.2f} ms), and 1 + difference / "
-            f"untraced median at {args.imgsz} ({base_median * 1e3:.2f} ms)"
+            f"median paired difference from untraced ({statistics.median(small['untraced']) * 1e3:.2f} ms), "
+            f"and 1 + difference / untraced median at {args.imgsz} ({base_median * 1e3:.2f} ms)"
         )
         for name in VARIANTS[1:]:
             _, diff = paired(small, name)
