@@ -72,3 +72,14 @@ def test_train_overhead_reports_every_variant_and_the_fixed_cost() -> None:
     fixed = re.findall(r"^(every step|every 100th)\s+(\d+\.\d) us\s+ratio (\d+\.\d+)$", out, re.M)
     assert [name for name, _, _ in fixed] == ["every step", "every 100th"]
     assert all(float(ratio) >= 1.0 for _, _, ratio in fixed)  # (step + cost) / step
+
+
+def test_trace_breakdown_reports_the_parts_of_both_variants() -> None:
+    out = run_bench("trace_breakdown.py", "--forwards", "2", "--model", "yolov5n", "--imgsz", "64")
+    lines = out.splitlines()
+    assert lines[1] == "model-level" and "layers=True" in lines
+    layered = lines[lines.index("layers=True") :]
+    assert any(line.startswith("  layer spans from the clock") for line in layered)
+    assert not any(
+        line.startswith("  layer spans from the clock") for line in lines[: lines.index("layers=True")]
+    )
