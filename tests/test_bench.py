@@ -32,19 +32,34 @@ def rows(output: str) -> dict[str, list[float]]:
     return found
 
 
-def test_trace_overhead_reports_every_variant_and_the_sdk_floor() -> None:
-    rounds = 3  # not a multiple of 4: some copies end instrumented, the floor must cope
-    out = run_bench("trace_overhead.py", "--rounds", str(rounds), "--model", "yolov5n", "--imgsz", "64")
+def test_trace_floor_reports_every_variant_and_both_floors() -> None:
+    rounds = 3  # not a multiple of 5: some copies end instrumented, the floors must cope
+    out = run_bench(
+        "trace_floor.py",
+        *("--rounds", str(rounds), "--model", "yolov5n", "--imgsz", "64", "--diff-imgsz", "32"),
+        *("--diff-rounds", "2"),
+    )
+    lines = out.splitlines()
     spans_per_layered_forward = 26  # the forward and yolov5n's 25 layers
-    # Each round runs every variant once: a warm-up and a timed forward each.
-    expected_spans = rounds * 2 * (1 + spans_per_layered_forward)
-    assert f"{expected_spans} spans" in out.splitlines()[0]
-    table = rows(out)
-    assert list(table) == ["untraced", "model-level", "layers=True", "removed"]
-    hooks_ms = {name: values[4] for name, values in table.items()}
-    assert hooks_ms["untraced"] == 0.0 and hooks_ms["removed"] == 0.0  # no yolospan code ran
-    assert hooks_ms["model-level"] > 0.0 and hooks_ms["layers=True"] > 0.0
-    assert f"the same {spans_per_layered_forward} spans and attributes" in out.splitlines()[-1]
+    # Each round runs every variant once: a warm-up and a timed forward each; model-level makes
+    # one span per forward, layers=True (the native clock) and the hook path 26 each.
+    per_round = 2 * (1 + 2 * spans_per_layered_forward)
+    assert f"{(rounds + 2) * per_round} spans" in lines[0]
+    table = rows(
+        "\n".join(lines[: lines.index(next(line for line in lines if line.startswith("at 1x3x32x32")))])
+    )
+    assert list(table) == ["untraced", "model-level", "layers=True", "hook path", "removed"]
+    in_yolospan = {name: values[3] for name, values in table.items()}
+    assert in_yolospan["untraced"] == 0.0 and in_yolospan["removed"] == 0.0  # no yolospan code ran
+    assert all(in_yolospan[name] > 0.0 for name in ("model-level", "layers=True", "hook path"))
+    assert table["untraced"][1:3] == [1.0, 0.0]  # its paired ratio and difference with itself
+    small = rows(
+        "\n".join(lines[lines.index(next(line for line in lines if line.startswith("at 1x3x32x32"))) :])
+    )
+    assert list(small) == ["model-level", "layers=True", "hook path", "removed"]
+    assert "2 rounds" in next(line for line in lines if line.startswith("at 1x3x32x32"))
+    assert lines[-2].startswith("API floor: the tracer API making one forward's 25 layer spans")
+    assert lines[-1].startswith("fast floor: the fast path making the same 25 layer spans")
 
 
 def test_trace_overhead_prints_one_table_per_batch_and_precision() -> None:
@@ -106,3 +121,14 @@ def test_train_overhead_reports_every_variant_and_the_fixed_cost() -> None:
     fixed = re.findall(r"^(every step|every 100th)\s+(\d+\.\d) us\s+ratio (\d+\.\d+)$", out, re.M)
     assert [name for name, _, _ in fixed] == ["every step", "every 100th"]
     assert all(float(ratio) >= 1.0 for _, _, ratio in fixed)  # (step + cost) / step
+
+
+def test_trace_breakdown_reports_the_parts_of_both_variants() -> None:
+    out = run_bench("trace_breakdown.py", "--forwards", "2", "--model", "yolov5n", "--imgsz", "64")
+    lines = out.splitlines()
+    assert lines[1] == "model-level" and "layers=True" in lines
+    layered = lines[lines.index("layers=True") :]
+    assert any(line.startswith("  layer spans from the clock") for line in layered)
+    assert not any(
+        line.startswith("  layer spans from the clock") for line in lines[: lines.index("layers=True")]
+    )

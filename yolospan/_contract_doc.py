@@ -24,6 +24,13 @@ Outputs are flattened depth-first: Detect's eval output `(pred, [p3, p4, p5])` b
 `yolospan.output.0.shape` … `yolospan.output.3.shape`. Indexed keys stop at `MAX_INDEXED`
 (32) so no span comes near the SDK's 128-attribute limit; `yolospan.output.count` keeps the
 true count.
+
+Layer spans (`layers=True`) are made when their forward ends, with the times the layers really
+started and ended, as children of the forward span (or of an enclosing layer's span). With the
+OpenTelemetry SDK's own `TracerProvider` they are handed finished to its span processors'
+`on_end`, so a span processor's `on_start` sees forward and phase spans but not layer spans; every
+exporter, processor and file reader receives the same span content either way (see
+[performance.md](performance.md#layer-spans-without-the-tracer-api)).
 """
 
 

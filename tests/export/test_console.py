@@ -299,3 +299,25 @@ def test_the_run_id_is_printed_once_per_trace_on_its_root():
     text = stream.getvalue()
     assert text.count("run.id=r-1") == 1
     assert "loss.total=1.5" in text
+
+
+def test_layer_spans_handed_over_finished_are_in_the_tree():
+    """With the SDK's provider, layer spans reach processors through on_end only (docs/performance.md)."""
+    import io
+
+    import torch
+    from opentelemetry.sdk.trace import TracerProvider
+    from torch import nn
+
+    import yolospan
+    from yolospan.export.console import ConsoleTreeProcessor
+
+    stream = io.StringIO()
+    provider = TracerProvider()
+    provider.add_span_processor(ConsoleTreeProcessor(stream, color=False))
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()).eval()
+    with yolospan.instrument(model, layers=True, tracer_provider=provider):
+        model(torch.zeros(1, 3, 4, 4))
+        model(torch.zeros(1, 3, 4, 4))
+    out = stream.getvalue()
+    assert out.count("Conv2d") == 2 and out.count("ReLU") == 2, out

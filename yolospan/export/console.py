@@ -367,6 +367,8 @@ class ConsoleTreeProcessor(SpanProcessor):
         with self._lock:
             node = self._nodes.pop(context.span_id, None)
             if node is None:
+                node = self._finished_child(span)  # a layer span handed over finished: no on_start
+            if node is None:
                 return
             attrs = span.attributes or {}
             if not node.opened and not self._layers and A.LAYER_INDEX in attrs:
@@ -375,6 +377,15 @@ class ConsoleTreeProcessor(SpanProcessor):
             if parent is not None:
                 self._open_chain(parent)
             self._write(self._end_line(span, node))
+
+    def _finished_child(self, span: ReadableSpan) -> _Node | None:
+        """The node of a span that reaches ``on_end`` only (yolospan's layer spans with the SDK's
+        provider), placed under its parent if that is still open."""
+        parent_id = span.parent.span_id if span.parent is not None else None
+        parent = self._nodes.get(parent_id) if parent_id is not None else None
+        if parent is None:
+            return None
+        return _Node(span.name, parent_id, parent.depth + 1, parent.call)
 
     def shutdown(self) -> None:
         self.force_flush()

@@ -1,11 +1,13 @@
 """The generic tracing core: any ``nn.Module``'s forwards and any phase as OpenTelemetry spans.
 
 It talks to the OpenTelemetry API only and knows nothing of YOLO; models announce their phases
-through `phase` and `span`, and describe their layers through `LayeredModule`.
+through `phase` and `span`, and describe their layers through `LayeredModule` (and may time them
+in their own loop through `layer_clock`: `ClockedModule`).
 """
 
 from __future__ import annotations
 
+from yolospan.tracing._clock import ClockedModule, LayerClock
 from yolospan.tracing._context import (
     current_phase,
     current_span_attributes,
@@ -21,6 +23,7 @@ from yolospan.tracing._instrument import (
     instrument,
     instrumentation_of,
     invalidate_flops,
+    layer_clock,
     layers_of,
 )
 from yolospan.tracing._span import phase, span
@@ -28,8 +31,10 @@ from yolospan.tracing._timing import flush as flush_device_time
 from yolospan.tracing._torch_flops import flop_methods
 
 __all__ = [
+    "ClockedModule",
     "Instrumentation",
     "Layer",
+    "LayerClock",
     "LayeredModule",
     "current_phase",
     "current_span_attributes",
@@ -39,6 +44,7 @@ __all__ = [
     "instrument",
     "instrumentation_of",
     "invalidate_flops",
+    "layer_clock",
     "layers_of",
     "phase",
     "resolve_provider",

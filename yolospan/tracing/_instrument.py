@@ -19,7 +19,10 @@ call's attributes, and the forward turns them into spans when it ends, back to b
 real start and end times. Creating 25 spans in one tight loop costs a fraction of creating
 them between convolutions that have evicted the tracer's code and data from the CPU caches.
 What this gives up: a span started inside a layer's own forward (a phase, another
-instrumentation) is parented to the forward span rather than to the layer's.
+instrumentation) is parented to the forward span rather than to the layer's. With the SDK's own
+provider the layer spans skip the tracer API (`_fast_spans`). A model that runs its own layer
+loop (`ClockedModule`, e.g. yolospan's YOLO models) times its layers itself and its layers' slots
+stay untouched (`_clock`).
 
 Every call that carries FLOPs also gets its achieved FLOP/s (`_timing`). On the CPU that comes
 from the recorded wall-clock times when the call ends. A recorded forward on CUDA instead puts
@@ -50,7 +53,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
-from yolospan.tracing import _attrs, _flops, _timing, _torch_flops
+from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _timing, _torch_flops
 from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
 
 _log = logging.getLogger(__name__)
@@ -102,6 +105,7 @@ class _Frame:
         "error",
         "extra",
         "flops",
+        "layer_clock",
         "module",
         "name",
         "parent",
@@ -137,6 +141,7 @@ class _Frame:
         self.clock: Any = None  # a recorded forward on a device with a clock (CUDA): see _timing
         self.start_mark: Any = None
         self.end_mark: Any = None
+        self.layer_clock: _clock.LayerClock | None = None  # a ClockedModule's forward
 
 
 _MAX_SIGNATURES = 256
@@ -146,11 +151,12 @@ _MAX_SIGNATURES = 256
 class _Call:
     """What one call signature of a module always gives: its input attributes and, once counted, FLOPs."""
 
-    __slots__ = ("attrs", "flops")
+    __slots__ = ("attrs", "flops", "layers")
 
     def __init__(self, attrs: _attrs.Attributes) -> None:
         self.attrs = attrs
         self.flops: int | None = None
+        self.layers: Any = None  # a clocked model's layer spans for this signature (`_clock.learn`)
 
 
 _registry: weakref.WeakKeyDictionary[nn.Module, weakref.ref[Instrumentation]] = weakref.WeakKeyDictionary()
@@ -259,6 +265,9 @@ class Instrumentation:
         self._provider = tracer_provider
         self._local = threading.local()
         self._targets: list[_Traced] = []
+        # A model that times its own layers (`ClockedModule`): its layers' slots stay untouched.
+        self._clocked: list[_Traced] | None = [] if layers and _times_its_layers(module) else None
+        self._clocked_index: dict[int, int] = {}
         _let_torchscript_skip_the_slot()
         self._attach(module, A.SPAN_FORWARD, {}, layer=False)
         if layers:
@@ -272,6 +281,11 @@ class Instrumentation:
                     static[A.LAYER_FROM] = list(layer.sources)
                 self._attach(layer.module, layer.type, static, layer=True)
         _registry[module] = weakref.ref(self)
+
+    def _describe_layer(self, index: int, layer: nn.Module, *args: Any) -> Any:
+        """A clocked model's layer call on the first forward of a signature: traced as a hook-path layer."""
+        assert self._clocked is not None
+        return self._run(self._clocked[index], layer, args, {})
 
     @property
     def active(self) -> bool:
@@ -307,6 +321,12 @@ class Instrumentation:
     # --- calls --------------------------------------------------------------------------------
 
     def _attach(self, module: nn.Module, name: str, static: _attrs.Attributes, *, layer: bool) -> None:
+        if self._clocked is not None and layer:  # never in the slot: `_describe_layer` calls it
+            target = _Traced(self, module, name, static, layer=True)
+            self._clocked_index[id(target)] = len(self._clocked)
+            self._clocked.append(target)
+            self._targets.append(target)
+            return
         if any(target.module() is module for target in self._targets):
             return  # a module listed twice (shared by two layers): traced once
         target = _Traced(self, module, name, static, layer=layer)
@@ -368,6 +388,12 @@ class Instrumentation:
             clock = _timing.clock_for(frame.attrs)
             if clock is not None:  # on CUDA: device time, read later (see _defer)
                 frame.clock, frame.start_mark = clock, _timing.mark(clock)
+            if self._clocked is not None and frame.call is not None and target.layer is False:
+                own = getattr(self._local, "layer_clock", None)
+                learned = frame.call.layers
+                frame.layer_clock = self._local.layer_clock = _clock.start(
+                    own, len(self._clocked), learned, self._describe_layer
+                )
 
     def _describe(
         self, frame: _Frame, args: tuple[Any, ...], kwargs: dict[str, Any], stack: list[_Frame | None]
@@ -442,6 +468,8 @@ class Instrumentation:
                     frame.end_mark = _timing.mark(frame.clock)
                 frame.end_ns = time.time_ns()
                 self._complete(frame, output, error)
+                if frame.layer_clock is not None:
+                    self._clocked_layers(frame)
                 if frame.clock is not None:
                     deferred = self._defer(frame)
                 else:
@@ -507,9 +535,29 @@ class Instrumentation:
         if (frame.root or frame).clock is None:  # the CPU: the wall clock measures the work
             attrs.update(_timing.wall_attributes(attrs, frame.start_ns, frame.end_ns))
 
+    def _clocked_layers(self, root: _Frame) -> None:
+        """A clocked model's forward: learn its signature's layers, or emit them from the clock."""
+        clock, call = root.layer_clock, root.call
+        assert clock is not None and call is not None and root.span is not None
+        root.layer_clock = None
+        clock.busy = False
+        if clock.describing:  # its layer frames are in ``pending``, emitted as usual
+            if root.error is None and call.layers is None:
+                call.layers = _clock.learn(root.pending or (), self._clocked_index, root.extra, root.phase)
+            return
+        tracer = get_tracer(self._provider)
+        _clock.emit(
+            tracer, root.span, call.layers, clock.ticks, root.extra, root.phase, root.error, root.end_ns
+        )
+
     def _emit_layers(self, root: _Frame, tracer: trace.Tracer) -> None:
         """The forward's deferred layer spans, parents before children, with their recorded times."""
         assert root.span is not None and root.pending is not None
+        fast = _fast_spans.emitter(tracer, root.span)
+        if fast is not None:
+            _fast_spans.emit_frames(fast, root.span, root.pending)
+            root.pending = []
+            return
         made: dict[int, trace.Span] = {id(root): root.span}
         contexts: dict[int, otel_context.Context] = {}
         for frame in sorted(root.pending, key=_start_ns):
@@ -543,6 +591,31 @@ def _unlink(module: nn.Module, target: _Traced) -> None:
         slot = slot.previous
 
 
+def _times_its_layers(module: nn.Module) -> bool:
+    return isinstance(module, _clock.ClockedModule) and module.clocks_its_layers() is True
+
+
+def layer_clock(module: nn.Module) -> _clock.LayerClock | None:
+    """For a `ClockedModule`'s forward: the clock to note its layers' times in, or None to run plainly.
+
+    Not None only while yolospan records this forward of ``module`` with ``layers=True`` (a
+    forward that is not traced, not sampled, or compiled runs its layers with nothing around them).
+    """
+    if _stepping_aside():
+        return None
+    ref = _registry.get(module)
+    instrumentation = None if ref is None else ref()
+    if instrumentation is None or instrumentation._clocked is None:
+        return None
+    stack: list[_Frame | None] | None = getattr(instrumentation._local, "stack", None)
+    if not stack:
+        return None
+    frame = stack[-1]
+    if frame is None or frame.module is not module:
+        return None
+    return frame.layer_clock
+
+
 def _registered(module: nn.Module) -> Instrumentation | None:
     ref = _registry.get(module)
     return None if ref is None else ref()
@@ -553,8 +626,9 @@ def _start_ns(frame: _Frame) -> int:
 
 
 def _apply(span: trace.Span, frame: _Frame) -> None:
-    """Set all attributes in one call: the SDK validates per call, so this halves its cost."""
-    span.set_attributes(frame.attrs)
+    """Set all attributes in one call: validated once per attribute set for the SDK's own spans."""
+    if not _fast_spans.set_attributes(span, frame.attrs, (frame.name, id(frame.call))):
+        span.set_attributes(frame.attrs)
     if frame.error is not None:
         _record_error(span, frame.error)
 

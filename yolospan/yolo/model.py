@@ -6,13 +6,14 @@ strides, initialise the head and profile it, each as an explicit call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 
-from yolospan.tracing import Layer
+from yolospan.tracing import Layer, LayerClock, layer_clock
 from yolospan.yolo.heads import Detect
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class DetectionModel(nn.Module):
         return self.head.stride
 
     def forward(self, image: torch.Tensor) -> Any:
+        clock = layer_clock(self)
+        if clock is not None:  # yolospan records this forward's layers (layers=True)
+            return self._forward_clocked(image, clock)
         x: Any = image
         saved: list[Any] = []
         for layer, (source, keep) in zip(self.model, self._plan, strict=True):
@@ -77,6 +81,28 @@ class DetectionModel(nn.Module):
             x = layer(x)
             saved.append(x if keep else None)
         return x
+
+    @torch.jit.unused
+    def _forward_clocked(self, image: torch.Tensor, clock: LayerClock) -> Any:
+        """`forward`, noting the clock around each layer for yolospan's layer spans."""
+        x: Any = image
+        saved: list[Any] = []
+        ticks, now = clock.ticks, time.time_ns
+        call = clock.call if clock.describing else None
+        tick = 0
+        for layer, (source, keep) in zip(self.model, self._plan, strict=True):
+            if source != -1:
+                x = saved[source] if isinstance(source, int) else [x if j == -1 else saved[j] for j in source]
+            ticks[tick] = now()
+            x = layer(x) if call is None else call(tick >> 1, layer, x)
+            ticks[tick + 1] = now()
+            tick += 2
+            saved.append(x if keep else None)
+        return x
+
+    def clocks_its_layers(self) -> bool:
+        """yolospan times this model's layers in its own loop (`yolospan.tracing.ClockedModule`)."""
+        return True
 
     def traced_layers(self) -> list[Layer]:
         """The config's rows as yolospan's layer spans describe them (index, type, ``from``)."""

@@ -1,0 +1,92 @@
+"""Where yolospan's time per traced forward goes: median milliseconds in each part of a traced call.
+
+Wraps the parts of the tracing core (the traced call's open and close, the SDK's ``start_span``
+and ``Span.end``, the attributes, the layer spans from the clock) in timers and runs steady-state
+forwards of one model, model-level then ``layers=True``. The timers add a little to what they
+time; the split, not the total, is the point (`trace_overhead.py` measures the total).
+
+    python bench/trace_breakdown.py [--forwards 15] [--model yolov5s] [--imgsz 640]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+import yolospan
+from trace_overhead import DropExporter
+from yolospan.tracing import _clock, _instrument, get_tracer
+
+PARTS: list[tuple[Any, str, str]] = [
+    (_instrument.Instrumentation, "_open", "open (before the forward)"),
+    (sdk_trace.Tracer, "start_span", "  Tracer.start_span"),
+    (_instrument.Instrumentation, "_describe", "  input attributes (cached per signature)"),
+    (_instrument.Instrumentation, "_close", "close (after the forward)"),
+    (_instrument.Instrumentation, "_complete", "  output attributes and FLOPs"),
+    (_instrument, "_apply", "  forward span's attributes"),
+    (_clock, "emit", "  layer spans from the clock"),
+    (_instrument.otel_context, "detach", "  context detach"),
+    (sdk_trace._Span, "end", "  Span.end"),
+]
+
+
+def timed(owner: Any, name: str, label: str, times: dict[str, list[float]]) -> None:
+    function: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            times.setdefault(label, []).append(time.perf_counter() - start)
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--forwards", type=int, default=15)
+    parser.add_argument("--model", default="yolov5s")
+    parser.add_argument("--imgsz", type=int, default=640)
+    args = parser.parse_args()
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    get_tracer(provider)
+    model = yolospan.build_model(args.model).eval()
+    x = torch.zeros(1, 3, args.imgsz, args.imgsz)
+    times: dict[str, list[float]] = {}
+    for owner, name, label in PARTS:
+        timed(owner, name, label, times)
+    gc.collect()
+    gc.freeze()
+    print(
+        f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, median ms per forward of {args.forwards}"
+    )
+    for layers in (False, True):
+        with torch.inference_mode(), yolospan.instrument(model, layers=layers, tracer_provider=provider):
+            model(x)
+            model(x)
+            times.clear()
+            for _ in range(args.forwards):
+                model(x)
+        print("layers=True" if layers else "model-level")
+        for _, _, label in PARTS:
+            if label in times:
+                print(f"{label:<44} {statistics.median(times[label]) * 1e3:8.3f}")
+    provider.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Native layer clock: a model that runs its own layer loop times its layers itself.
+
+With ``layers=True``, a generic module's layers are traced through their call slots (see
+`_instrument`): every layer call runs yolospan's code twice. A model that owns its forward loop
+(a `ClockedModule`) needs none of it. While one of its forwards is recorded, `layer_clock` hands
+the loop a `LayerClock`; the loop writes ``time.time_ns()`` before and after layer ``i`` into
+``ticks[2 * i]`` and ``ticks[2 * i + 1]`` (one list, allocated once per thread, zeroed per
+forward: no Python object per layer per forward), and nothing of yolospan runs on the layers.
+
+The layers' attributes depend only on the model input's call signature (shapes, dtypes, device,
+train/eval, autocast): the first forward of a signature is *described*: the loop calls each layer
+through ``clock.call``, which runs the layer as a traced layer call of the hook path would (input
+and output attributes, FLOPs counted during that forward by thop's counting hooks). What it
+learned is kept with that signature, and later forwards of the signature only read the clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol, runtime_checkable
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+from torch import nn
+
+from yolospan import attributes as A
+from yolospan.tracing import _fast_spans
+
+__all__ = ["ClockedModule", "LayerClock"]
+
+
+@runtime_checkable
+class ClockedModule(Protocol):
+    """A model that names its layers (`LayeredModule`) and times them in its own forward loop.
+
+    ``clocks_its_layers()`` returns True. Its forward calls ``layer_clock(self)`` once; when that
+    returns a `LayerClock`, layer ``i`` of ``traced_layers()`` is run as::
+
+        ticks[2 * i] = time.time_ns()
+        x = clock.call(i, layer, x) if clock.describing else layer(x)
+        ticks[2 * i + 1] = time.time_ns()
+
+    with ``ticks = clock.ticks``, each layer once per forward, in index order.
+    """
+
+    def traced_layers(self) -> Sequence[Any]: ...
+
+    def clocks_its_layers(self) -> bool: ...
+
+
+class LayerClock:
+    """The times of one forward's layers, as the model's loop notes them (see `ClockedModule`).
+
+    ``ticks`` holds two ``time.time_ns()`` readings per layer, zero for a layer that has not run
+    (or not returned). ``describing`` is True on the first forward of a call signature: the loop
+    then runs each layer through ``call(index, layer, *args)``.
+    """
+
+    __slots__ = ("busy", "call", "describing", "ticks", "zeros")
+
+    def __init__(self, layers: int, call: Callable[..., Any] | None = None) -> None:
+        self.ticks: list[int] = [0] * (2 * layers)
+        self.zeros: list[int] = [0] * (2 * layers)
+        self.describing = call is not None
+        self.call: Callable[..., Any] = call if call is not None else _call
+        self.busy = False
+
+
+def _call(index: int, layer: nn.Module, *args: Any) -> Any:
+    return layer(*args)
+
+
+class _Learned:
+    """One layer's span as every forward of a call signature gives it (after the first)."""
+
+    __slots__ = ("bounded", "call_attrs", "for_error", "key", "name", "outputs")
+
+    def __init__(self, name: str, call_attrs: Mapping[str, AttributeValue], outputs: dict[str, Any]) -> None:
+        self.name = name
+        self.call_attrs = call_attrs  # the layer's per-signature input attributes (shared, read-only)
+        self.outputs = outputs  # output attributes and FLOPs, as a cached forward gives them
+        self.key: tuple[Any, ...] | None = None  # (emitter, extra, phase) that ``bounded`` was made for
+        self.bounded: Any = None
+        self.for_error: Any = None
+
+    def attributes(
+        self, extra: Mapping[str, AttributeValue], phase: str | None, *, ok: bool
+    ) -> dict[str, Any]:
+        attrs: dict[str, Any] = {**extra, **self.call_attrs} if extra else dict(self.call_attrs)
+        if phase is not None:
+            attrs[A.PHASE] = phase
+        if ok:
+            attrs.update(self.outputs)
+        return attrs
+
+
+def start(own: LayerClock | None, layers: int, learned: Any, describe: Callable[..., Any]) -> LayerClock:
+    """The clock for one recorded forward: a describing one until the signature is learned."""
+    if learned is None:
+        return LayerClock(layers, describe)
+    if own is None or own.busy or own.describing or len(own.ticks) != 2 * layers:
+        own = LayerClock(layers)
+    own.ticks[:] = own.zeros
+    own.busy = True
+    return own
+
+
+_MEASURED: Final = frozenset((A.ACHIEVED_FLOPS_PER_S, A.PEAK_FLOPS_PER_S, A.PEAK_FRACTION, A.DEVICE_TIME_MS))
+"""Attributes measured per call, which a learned signature does not repeat."""
+
+
+def learn(
+    frames: Sequence[Any], index_of: Mapping[int, int], extra: Mapping[str, Any], phase: str | None
+) -> tuple[_Learned, ...] | None:
+    """What a described forward's layer frames teach about its signature, or None if it cannot be
+    reused (a layer raised or was skipped, ran twice, or nested in another)."""
+    learned: list[_Learned | None] = [None] * len(index_of)
+    for frame in frames:
+        index = index_of.get(id(frame.target))
+        if index is None or learned[index] is not None or frame.error is not None or frame.call is None:
+            return None
+        if frame.parent is not frame.root:
+            return None
+        call_attrs = frame.call.attrs
+        before = {**extra, **call_attrs}
+        if phase is not None:
+            before[A.PHASE] = phase
+        # Rates are measured per call: a learned signature keeps only what every forward shares.
+        outputs = {
+            key: value for key, value in frame.attrs.items() if key not in before and key not in _MEASURED
+        }
+        if outputs.get(A.FLOPS_METHOD) == "thop":
+            outputs[A.FLOPS_METHOD] = "thop.cached"  # what every later forward of the signature says
+        learned[index] = _Learned(frame.name, call_attrs, outputs)
+    if any(item is None for item in learned):
+        return None
+    return tuple(learned)  # type: ignore[arg-type]
+
+
+def emit(
+    tracer: trace.Tracer,
+    root_span: trace.Span,
+    learned: Sequence[_Learned],
+    ticks: list[int],
+    extra: Mapping[str, AttributeValue],
+    phase: str | None,
+    error: BaseException | None,
+    ended_ns: int = 0,
+) -> None:
+    """One forward's layer spans from the clock: those that started, in order, children of ``root_span``.
+
+    ``ended_ns`` is when the forward ended, which also ends the layer that raised (if any)."""
+    fast = _fast_spans.emitter(tracer, root_span)
+    parent = root_span.get_span_context()
+    context = None
+    now = 0
+    for index, layer in enumerate(learned):
+        start_ns = ticks[2 * index]
+        if not start_ns:
+            continue
+        end_ns = ticks[2 * index + 1]
+        failed = None
+        if not end_ns:  # the layer that raised (the forward's error) and never returned
+            end_ns = now = now or ended_ns or time.time_ns()
+            failed = error
+        if fast is not None:
+            key = layer.key
+            if key is None or key[0] is not fast or key[1] is not extra or key[2] != phase:
+                layer.key = (fast, extra, phase)
+                layer.bounded = layer.for_error = None
+            if failed is None:
+                bounded = layer.bounded
+                if bounded is None:
+                    bounded = layer.bounded = fast.attributes(layer.attributes(extra, phase, ok=True))
+            else:
+                bounded = layer.for_error
+                if bounded is None:
+                    bounded = layer.for_error = fast.attributes(layer.attributes(extra, phase, ok=False))
+            fast.emit(layer.name, parent, bounded, start_ns, end_ns, failed)
+            continue
+        if context is None:
+            context = trace.set_span_in_context(root_span)
+        span = tracer.start_span(
+            layer.name,
+            context=context,
+            attributes=layer.attributes(extra, phase, ok=failed is None),
+            start_time=start_ns,
+        )
+        if failed is not None:
+            span.record_exception(failed, timestamp=end_ns)
+            span.set_status(Status(StatusCode.ERROR, f"{type(failed).__name__}: {failed}"))
+        span.end(end_time=end_ns)
