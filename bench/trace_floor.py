@@ -40,42 +40,25 @@ import copy
 import gc
 import statistics
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from torch import nn
 
 import yolospan
-from yolospan.tracing import _clock, _instrument, get_tracer
+
+# The span pipeline and the clock of yolospan's own code are trace_overhead.py's (same folder).
+from trace_overhead import HookClock as FrameClock
+from trace_overhead import dropping_provider
+from yolospan.tracing import _clock, get_tracer
 
 VARIANTS = ("untraced", "model-level", "layers=True", "hook path", "removed")
-
-
-class DropExporter(SpanExporter):
-    def __init__(self) -> None:
-        self.count = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.count += len(spans)
-        return SpanExportResult.SUCCESS
-
-
-def dropping_provider() -> tuple[TracerProvider, DropExporter]:
-    """The benchmark's pipeline: a BatchSpanProcessor feeding an exporter that only counts."""
-    exporter = DropExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider, exporter
 
 
 class GenericLoop(nn.Module):
@@ -121,32 +104,6 @@ class Copy:
         elif variant == "removed":
             yolospan.instrument(self.model, layers=True, tracer_provider=provider).remove()
         return self.model
-
-
-class FrameClock:
-    """Accumulates the time spent in yolospan's frame code (a traced call's open and close)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.variant = ""
-        cls = _instrument.Instrumentation
-        self._open, self._close = cls._open, cls._close
-        clock = self
-
-        def timed_open(instr: _instrument.Instrumentation, *args: object) -> None:
-            start = time.perf_counter()
-            clock._open(instr, *args)
-            clock.add(time.perf_counter() - start)
-
-        def timed_close(instr: _instrument.Instrumentation, *args: object) -> None:
-            start = time.perf_counter()
-            clock._close(instr, *args)
-            clock.add(time.perf_counter() - start)
-
-        cls._open, cls._close = timed_open, timed_close  # type: ignore[method-assign]
-
-    def add(self, seconds: float) -> None:
-        self.seconds[self.variant] = self.seconds.get(self.variant, 0.0) + seconds
 
 
 def interleaved(

@@ -84,7 +84,7 @@ def switch(model: nn.Module, handle: yolospan.Instrumentation | None, variant: s
 
 
 class HookClock:
-    """Accumulates the time spent in yolospan's pre- and post-hooks, per variant."""
+    """Accumulates the time spent in yolospan's frame code (a traced call's open and close), per variant."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
