@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from yolospan.yolo import build_model, create_model, load_spec
+from yolospan.yolo.dry_run import check_model
 from yolospan.yolo.errors import ConfigError
-from yolospan.yolo.limits import MAX_ACTIVATION, MAX_NC, check_model
+from yolospan.yolo.limits import MAX_ACTIVATION, MAX_NC
 
 
 def tiny(**changes: Any) -> dict[str, Any]:

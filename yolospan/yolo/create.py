@@ -22,6 +22,7 @@ from yolospan.errors import UserError
 from yolospan.tracing import flop_methods, span
 from yolospan.yolo import amp as _amp
 from yolospan.yolo.amp import AmpCheckResult, AmpPolicy
+from yolospan.yolo.dry_run import check_model
 from yolospan.yolo.images import ImageSource, load_image
 from yolospan.yolo.lifecycle import (
     BuildResult,
@@ -34,7 +35,6 @@ from yolospan.yolo.lifecycle import (
     info_profile,
     stride_probe,
 )
-from yolospan.yolo.limits import check_model
 from yolospan.yolo.model import DetectionModel
 from yolospan.yolo.spec import ModelSpec, load_spec
 from yolospan.yolo.weights import (

@@ -7,11 +7,11 @@ built modules, never a list of classes):
    and repeat counts, anchors, and each argument by its parameter name (``out_ch`` after width
    scaling, ``kernel``, ``stride``, ``scale_factor``, ...; any other integer or number has a
    generous bound of its own).
-2. `check_model` builds the layers on PyTorch's ``meta`` device (shapes only, no memory, no
-   arithmetic) and runs one forward there at each image size the run will use. A row that cannot
-   be built or cannot run (``groups`` not dividing the channels, a Concat of maps of different
-   sizes, a map that shrinks to nothing) is reported by row; the parameter count, the largest
-   feature map and the convolution FLOPs of a forward are bounded.
+2. `yolospan.yolo.dry_run.check_model` builds the layers on PyTorch's ``meta`` device (shapes
+   only, no memory, no arithmetic) and runs one forward there at each image size the run will
+   use. A row that cannot be built or cannot run (``groups`` not dividing the channels, a Concat
+   of maps of different sizes, a map that shrinks to nothing) is reported by row; the parameter
+   count, the largest feature map and the convolution FLOPs of a forward are bounded.
 
 docs/limits.md states these limits for users; `LIMITS` lists them for the docs test.
 """
@@ -19,8 +19,6 @@ docs/limits.md states these limits for users; `LIMITS` lists them for the docs t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from yolospan.yolo.errors import ConfigError
@@ -40,8 +38,6 @@ __all__ = [
     "MAX_NC",
     "MAX_PARAMS",
     "MAX_REPEATS",
-    "ModelEstimate",
-    "check_model",
     "check_spec",
 ]
 
@@ -102,17 +98,6 @@ LIMITS: Final[dict[str, object]] = {
     **{f"argument {name}": bounds for name, bounds in _ARGUMENT_LIMITS.items()},
 }
 """Every limit by the name docs/limits.md gives it."""
-
-
-@dataclass(frozen=True)
-class ModelEstimate:
-    """What `check_model` found on the meta device."""
-
-    params: int
-    largest_map: int
-    """Elements of the largest tensor a layer output, at the largest size checked."""
-    gflops: float
-    """Convolution GFLOPs (2 × multiply-adds) of one forward at the largest size checked."""
 
 
 # --- stage 1: the numbers in the spec ------------------------------------------------------------
@@ -193,104 +178,3 @@ def _check_anchors(label: str, what: str, anchors: object) -> None:
 
 def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-# --- stage 2: build and run on the meta device ------------------------------------------------------
-
-
-def check_model(spec: ModelSpec, sizes: tuple[int, ...] = ()) -> ModelEstimate:
-    """Build ``spec`` on the meta device and run one forward per image size (the stride probe's
-    256 always); raise `ConfigError` naming the row that cannot be built or run, or the limit a
-    model beyond `MAX_PARAMS`, `MAX_ACTIVATION` or `MAX_GFLOPS` exceeds. Takes milliseconds to a
-    second: nothing is allocated or computed but shapes.
-    """
-    import torch
-
-    from yolospan.yolo.builder import build_layers
-    from yolospan.yolo.lifecycle import PROBE_SIZE
-
-    check_spec(spec)
-    label = spec.label
-    with torch.device("meta"):
-        model = build_layers(spec)
-    params = sum(p.numel() for p in model.parameters())
-    if params > MAX_PARAMS:
-        raise ConfigError(
-            f"{label}: the model would have {params} parameters (limit {MAX_PARAMS}); "
-            "lower nc, width_multiple or the channels"
-        )
-    largest, gflops = 0, 0.0
-    for size in sorted({PROBE_SIZE, *sizes}):
-        biggest, flops = _dry_forward(spec, model, size)
-        largest, gflops = max(largest, biggest), max(gflops, flops / 1e9)
-    return ModelEstimate(params, largest, gflops)
-
-
-def _dry_forward(spec: ModelSpec, model: Any, size: int) -> tuple[int, float]:
-    import torch
-    from torch import nn
-
-    flops = 0.0
-
-    def count(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-        nonlocal flops
-        if isinstance(module, nn.Conv2d) and isinstance(output, torch.Tensor):
-            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-            flops += 2.0 * output.numel() * per_output
-
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    largest = 0
-    try:
-        model.train()
-        x: Any = torch.empty(1, spec.ch, size, size, device="meta")
-        saved: list[Any] = []
-        for layer, (module, (source, keep)) in zip(
-            spec.layers, zip(model.model, model._plan, strict=True), strict=True
-        ):
-            where = f"{spec.label}: {layer.where}"
-            if source != -1:
-                x = saved[source] if isinstance(source, int) else [x if j == -1 else saved[j] for j in source]
-            try:
-                x = module(x)
-            except Exception as error:  # any failure of a row is the config's doing
-                raise ConfigError(
-                    f"{where}: {layer.module} cannot run at {size}x{size}: {_first_line(error)}"
-                ) from None
-            for tensor in _tensors(x):
-                if tensor.numel() == 0 or 0 in tensor.shape:
-                    raise ConfigError(
-                        f"{where}: {layer.module} makes an empty map {list(tensor.shape)} "
-                        f"from a {size}x{size} image"
-                    )
-                if tensor.numel() > MAX_ACTIVATION:
-                    raise ConfigError(
-                        f"{where}: {layer.module} makes a map of {tensor.numel()} elements at "
-                        f"{size}x{size} (limit {MAX_ACTIVATION}); lower the image size or the channels"
-                    )
-                largest = max(largest, tensor.numel())
-            if flops / 1e9 > MAX_GFLOPS:
-                raise ConfigError(
-                    f"{where}: one forward at {size}x{size} needs more than {MAX_GFLOPS:g} GFLOPs "
-                    "by this row; lower the image size, the channels or the kernel sizes"
-                )
-            saved.append(x if keep else None)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return largest, flops
-
-
-def _tensors(value: Any) -> Iterator[Any]:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _tensors(item)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= 200 else line[:197] + "..."
