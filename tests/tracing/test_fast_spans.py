@@ -1,4 +1,5 @@
-"""The fast emission path for deferred layer spans gives exporters exactly what the API path gives."""
+"""The fast paths (deferred layer spans, forward spans started without the tracer API) give
+exporters and processors exactly what the API path gives."""
 
 from __future__ import annotations
 
@@ -230,7 +231,7 @@ def test_the_forward_spans_attributes_validated_once_are_what_the_api_sets(monke
         model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()).eval()
         with monkeypatch.context() as patch:
             if not fast:
-                patch.setattr(_fast_spans, "set_attributes", lambda span, attrs, key: False)
+                patch.setattr(_fast_spans, "set_attributes", lambda span, attrs, measured, key: False)
             with yolospan.instrument(model, tracer_provider=provider), yolospan.tracing.phase("val"):
                 model(torch.zeros(1, 3, 4, 4))
                 model(torch.zeros(1, 3, 4, 4))
@@ -247,3 +248,109 @@ def test_the_forward_spans_attributes_validated_once_are_what_the_api_sets(monke
     assert [s.dropped_attributes for s in fast] == [s.dropped_attributes for s in api]
     assert limits is not None or fast[0].attributes["yolospan.phase"] == "val"
     assert fast[2].attributes is not fast[1].attributes
+
+
+def _remote_parent(sampled: bool) -> Any:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    context = SpanContext(
+        0x1234,
+        0x5678,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
+        trace_state=TraceState([("vendor", "v1")]),
+    )
+    return trace.use_span(NonRecordingSpan(context))
+
+
+@pytest.mark.parametrize(
+    ("parent", "sampler", "fast_expected"),
+    [
+        ("none", None, True),  # a root: the default sampler samples every root
+        ("phase", None, True),  # a child of a sampled local span
+        ("phase under remote", None, True),  # ... that carries a remote trace's trace state
+        ("remote", None, False),  # the sampler decides about a remote parent: the API
+        ("unsampled remote", None, False),
+        ("none", ParentBased(TraceIdRatioBased(1.0)), False),  # roots the sampler decides about
+        ("phase", ParentBased(TraceIdRatioBased(1.0)), True),
+    ],
+)
+def test_forward_spans_started_without_the_api_are_what_start_span_makes(
+    monkeypatch, parent, sampler, fast_expected
+):
+    def forward_spans(fast: bool) -> tuple[list[ReadableSpan], list[bool]]:
+        provider, exporter = _provider(**({} if sampler is None else {"sampler": sampler}))
+        used: list[bool] = []
+        start = _fast_spans.Emitter.start
+
+        def counted(self: Any, *args: Any) -> Any:
+            span = start(self, *args)
+            used.append(span is not None)
+            return span
+
+        model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()).eval()
+        with monkeypatch.context() as patch:
+            patch.setattr(_fast_spans.Emitter, "start", counted)
+            if not fast:
+                patch.setattr(_fast_spans, "starter", lambda tracer: None)
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(yolospan.instrument(model, tracer_provider=provider))
+                if parent in ("remote", "phase under remote"):
+                    stack.enter_context(_remote_parent(sampled=True))
+                if parent == "unsampled remote":
+                    stack.enter_context(_remote_parent(sampled=False))
+                if parent.startswith("phase"):
+                    stack.enter_context(yolospan.tracing.phase("val", tracer_provider=provider))
+                model(torch.zeros(1, 3, 4, 4))
+                model(torch.zeros(1, 3, 4, 4))
+        return [s for s in exporter.get_finished_spans() if s.name == "forward"], used
+
+    (fast, used), (api, _) = forward_spans(True), forward_spans(False)
+    assert used == [fast_expected] * 2
+    assert len(fast) == len(api) == (0 if parent == "unsampled remote" else 2)
+
+    def fields(span: ReadableSpan) -> dict[str, Any]:
+        rate = "yolospan.achieved_flops_per_s"
+        up = span.parent
+        return {
+            "name": span.name,
+            "parent": None if up is None else (up.is_remote, up.trace_flags),
+            "same trace as the parent": up is None or up.trace_id == span.context.trace_id,
+            "trace_flags": span.context.trace_flags,
+            "trace_state": span.context.trace_state,
+            "remote": span.context.is_remote,
+            "kind": span.kind,
+            "attributes": [(k, "measured" if k == rate else v) for k, v in (span.attributes or {}).items()],
+            "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
+            "status": (span.status.status_code, span.status.description),
+            "events": list(span.events),
+            "links": list(span.links),
+            "resource": span.resource.attributes,
+            "scope": span.instrumentation_scope,
+        }
+
+    assert [fields(s) for s in fast] == [fields(s) for s in api]
+    if parent == "none":  # each root forward starts its own trace
+        assert fast[0].context.trace_id != fast[1].context.trace_id
+
+
+def test_a_forward_span_started_without_the_api_reaches_on_start_before_the_forward_runs():
+    provider, _ = _provider()
+    seen: list[str] = []
+
+    class Watch(SpanProcessor):
+        def on_start(self, span, parent_context=None) -> None:
+            seen.append(f"start {span.name}")
+
+    class Marks(nn.Module):
+        def forward(self, x):
+            seen.append("forward runs")
+            return x
+
+    provider.add_span_processor(Watch())
+    model = Marks()
+    with yolospan.instrument(model, tracer_provider=provider):
+        assert _fast_spans.starter(get_tracer(provider)) is not None
+        model(torch.zeros(1))
+    assert seen == ["start forward", "forward runs"]

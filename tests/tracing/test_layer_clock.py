@@ -78,15 +78,20 @@ def _recorder(**kwargs: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
 def _content(spans) -> list[tuple[Any, ...]]:
     """What must not depend on how layers were timed: names, tree, attributes, status, events.
 
-    Rates measured by the clock (achieved FLOP/s) are left out: the hook path measures them on
-    every layer call, the native clock does not (see docs/performance.md)."""
+    Rates are measured per call, so their values differ between two runs: each run must carry the
+    same rate keys, and the achieved FLOP/s must be the span's FLOPs over its own duration."""
     names = {s.context.span_id: s.name for s in spans}
     measured = {A.ACHIEVED_FLOPS_PER_S, A.PEAK_FLOPS_PER_S, A.PEAK_FRACTION, A.DEVICE_TIME_MS}
+    for s in spans:
+        if A.ACHIEVED_FLOPS_PER_S in s.attributes:
+            seconds = (s.end_time - s.start_time) / 1e9
+            assert s.attributes[A.ACHIEVED_FLOPS_PER_S] == pytest.approx(s.attributes[A.FLOPS] / seconds)
     return [
         (
             s.name,
             names.get(s.parent.span_id) if s.parent else None,
             {k: v for k, v in s.attributes.items() if k not in measured},
+            sorted(k for k in s.attributes if k in measured),
             s.status.status_code,
             s.status.description,
             [(e.name, e.attributes.get("exception.message")) for e in s.events],

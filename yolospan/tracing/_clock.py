@@ -11,14 +11,17 @@ The layers' attributes depend only on the model input's call signature (shapes, 
 train/eval, autocast): the first forward of a signature is *described*: the loop calls each layer
 through ``clock.call``, which runs the layer as a traced layer call of the hook path would (input
 and output attributes, FLOPs counted during that forward by thop's counting hooks). What it
-learned is kept with that signature, and later forwards of the signature only read the clock.
+learned is kept with that signature, and later forwards of the signature only read the clock;
+each layer's achieved FLOP/s is computed from its ticks, as a traced layer call computes it
+from its own wall-clock times. The clock reads the wall clock only: a forward on a device with
+its own clock (CUDA) is described every time, so its layers get device times as on the hook path.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -26,7 +29,7 @@ from opentelemetry.util.types import AttributeValue
 from torch import nn
 
 from yolospan import attributes as A
-from yolospan.tracing import _fast_spans
+from yolospan.tracing import _fast_spans, _throughput
 
 __all__ = ["ClockedModule", "LayerClock"]
 
@@ -73,9 +76,10 @@ def _call(index: int, layer: nn.Module, *args: Any) -> Any:
 
 
 class _Learned:
-    """One layer's span as every forward of a call signature gives it (after the first)."""
+    """One layer's span as every forward of a call signature gives it (after the first), less the
+    rates measured per forward (`rates`)."""
 
-    __slots__ = ("bounded", "call_attrs", "for_error", "key", "name", "outputs")
+    __slots__ = ("bounded", "call_attrs", "flops", "for_error", "key", "name", "outputs", "peak")
 
     def __init__(self, name: str, call_attrs: Mapping[str, AttributeValue], outputs: dict[str, Any]) -> None:
         self.name = name
@@ -84,6 +88,15 @@ class _Learned:
         self.key: tuple[Any, ...] | None = None  # (emitter, extra, phase) that ``bounded`` was made for
         self.bounded: Any = None
         self.for_error: Any = None
+        described = {**call_attrs, **outputs}
+        self.flops = _throughput.span_flops(described)
+        self.peak = None if self.flops is None else _throughput.span_peak(described)
+
+    def rates(self, start_ns: int, end_ns: int) -> dict[str, AttributeValue]:
+        """The achieved FLOP/s of one forward's call of the layer, as a traced layer call measures it."""
+        if self.flops is None:
+            return {}
+        return _throughput.rate_attributes(self.flops, (end_ns - start_ns) / 1e9, self.peak)
 
     def attributes(
         self, extra: Mapping[str, AttributeValue], phase: str | None, *, ok: bool
@@ -107,10 +120,6 @@ def start(own: LayerClock | None, layers: int, learned: Any, describe: Callable[
     return own
 
 
-_MEASURED: Final = frozenset((A.ACHIEVED_FLOPS_PER_S, A.PEAK_FLOPS_PER_S, A.PEAK_FRACTION, A.DEVICE_TIME_MS))
-"""Attributes measured per call, which a learned signature does not repeat."""
-
-
 def learn(
     frames: Sequence[Any], index_of: Mapping[int, int], extra: Mapping[str, Any], phase: str | None
 ) -> tuple[_Learned, ...] | None:
@@ -127,10 +136,8 @@ def learn(
         before = {**extra, **call_attrs}
         if phase is not None:
             before[A.PHASE] = phase
-        # Rates are measured per call: a learned signature keeps only what every forward shares.
-        outputs = {
-            key: value for key, value in frame.attrs.items() if key not in before and key not in _MEASURED
-        }
+        # (A frame's rates are in ``frame.measured``: a learned signature keeps what every forward shares.)
+        outputs = {key: value for key, value in frame.attrs.items() if key not in before}
         if outputs.get(A.FLOPS_METHOD) == "thop":
             outputs[A.FLOPS_METHOD] = "thop.cached"  # what every later forward of the signature says
         learned[index] = _Learned(frame.name, call_attrs, outputs)
@@ -174,6 +181,11 @@ def emit(
                 bounded = layer.bounded
                 if bounded is None:
                     bounded = layer.bounded = fast.attributes(layer.attributes(extra, phase, ok=True))
+                measured = layer.rates(start_ns, end_ns)
+                if measured:
+                    bounded = fast.appended(bounded, measured) or fast.attributes(
+                        {**layer.attributes(extra, phase, ok=True), **measured}
+                    )
             else:
                 bounded = layer.for_error
                 if bounded is None:
@@ -182,12 +194,10 @@ def emit(
             continue
         if context is None:
             context = trace.set_span_in_context(root_span)
-        span = tracer.start_span(
-            layer.name,
-            context=context,
-            attributes=layer.attributes(extra, phase, ok=failed is None),
-            start_time=start_ns,
-        )
+        attributes = layer.attributes(extra, phase, ok=failed is None)
+        if failed is None:
+            attributes.update(layer.rates(start_ns, end_ns))
+        span = tracer.start_span(layer.name, context=context, attributes=attributes, start_time=start_ns)
         if failed is not None:
             span.record_exception(failed, timestamp=end_ns)
             span.set_status(Status(StatusCode.ERROR, f"{type(failed).__name__}: {failed}"))

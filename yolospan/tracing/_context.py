@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -54,7 +54,10 @@ _tracers: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = weakre
 
 def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     """yolospan's tracer from the resolved provider, one per provider: the SDK's lookup is not free."""
-    resolved = resolve_provider(provider)
+    return _tracer_of(resolve_provider(provider))
+
+
+def _tracer_of(resolved: trace.TracerProvider) -> trace.Tracer:
     try:
         tracer = _tracers.get(resolved)
     except TypeError:  # a provider that cannot be weakly referenced
@@ -62,6 +65,26 @@ def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     if tracer is None:
         tracer = _tracers[resolved] = resolved.get_tracer(INSTRUMENTATION_NAME, __version__)
     return tracer
+
+
+class Snapshot(NamedTuple):
+    """What a traced call reads from the current context when it starts, read in one go."""
+
+    context: otel_context.Context
+    tracer: trace.Tracer
+    phase: str | None
+    attributes: Mapping[str, AttributeValue]
+
+
+def snapshot(explicit: trace.TracerProvider | None = None) -> Snapshot:
+    """The current context with yolospan's tracer, phase and span attributes in it (`resolve_provider`)."""
+    context = otel_context.get_current()
+    provider: Any = explicit or context.get(_PROVIDER) or trace.get_tracer_provider()
+    attributes: Any = context.get(_ATTRIBUTES)
+    phase: Any = context.get(_PHASE)
+    if attributes is None:
+        attributes = _NO_ATTRIBUTES
+    return Snapshot(context, _tracer_of(provider), phase, attributes)
 
 
 @contextmanager

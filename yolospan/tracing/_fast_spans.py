@@ -1,4 +1,4 @@
-"""Deferred spans straight to the OpenTelemetry SDK's span processors, without the tracer API.
+"""Spans straight to the OpenTelemetry SDK's span processors, without the tracer API.
 
 A forward's layer spans are made after the forward returns, with recorded times, as children of a
 forward span that is recording and sampled. Through the API each costs ``Tracer.start_span``
@@ -19,6 +19,13 @@ that records and samples every child of a sampled local parent as it is (``ALWAY
 ``ParentBased`` whose local-parent-sampled sampler is ``ALWAYS_ON``: the SDK's default). Any
 other provider or configuration returns None from `emitter` and the caller uses the API.
 
+Forward spans (eager: made current while the module runs, seen by ``on_start`` before it runs)
+take the same shortcut at their start (`Emitter.start`): the SDK's own span class, constructed
+and started as ``Tracer.start_span`` constructs and starts it, without the sampler call, the
+context lookups and the span metrics' bookkeeping that cannot change the outcome under the
+conditions above; a root span only where the sampler samples every root, a child only of a
+sampled local parent. Anything else goes through the API.
+
 The SDK is never imported here: if ``opentelemetry.sdk.trace`` is not loaded, no provider can be
 one of its own.
 """
@@ -30,15 +37,18 @@ import sys
 import traceback
 import weakref
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 _log = logging.getLogger(__name__)
 
 _ERROR = StatusCode.ERROR
+_NONE: Mapping[str, AttributeValue] = MappingProxyType({})
 
 
 class Emitter:
@@ -48,18 +58,28 @@ class Emitter:
         "__weakref__",
         "_bounded",
         "_cache",
+        "_ended",
         "_event",
         "_events",
+        "_flags",
         "_info",
         "_limits",
         "_new_id",
+        "_new_trace_id",
         "_on_end",
+        "_processor",
+        "_random_flags",
+        "_random_roots",
         "_readable",
         "_resource",
+        "_roots",
+        "_sampler",
         "_scope",
+        "_span",
     )
 
-    def __init__(self, tracer: Any, sdk: Any) -> None:
+    def __init__(self, tracer: Any, sdk: Any, sampling: Any, *, roots: bool) -> None:
+        """``roots``: whether the tracer's sampler samples every root span (`start` makes roots)."""
         from opentelemetry.attributes import BoundedAttributes
         from opentelemetry.sdk.util import BoundedList
 
@@ -73,6 +93,16 @@ class Emitter:
         self._info = tracer.instrumentation_info
         self._new_id = tracer.id_generator.generate_span_id
         self._on_end = tracer.span_processor.on_end
+        # For `start`: what ``Tracer.start_span`` gives every sampled span it makes.
+        self._span = sdk._Span
+        self._sampler = tracer.sampler
+        self._processor = tracer.span_processor
+        self._new_trace_id = tracer.id_generator.generate_trace_id
+        self._random_roots = bool(tracer.id_generator.is_trace_id_random())
+        self._flags = TraceFlags(TraceFlags.SAMPLED)
+        self._random_flags = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+        self._roots = roots
+        self._ended = tracer._tracer_metrics.start_span(None, sampling.Decision.RECORD_AND_SAMPLE)
         self._cache: dict[Any, tuple[dict[str, AttributeValue], Any]] = {}
 
     @property
@@ -86,16 +116,76 @@ class Emitter:
             limits.max_span_attributes, attrs, immutable=True, max_value_len=limits.max_span_attribute_length
         )
 
-    def cached_attributes(self, key: Any, attrs: dict[str, AttributeValue]) -> Any:
-        """`attributes` of ``attrs``, reused while the attributes last validated under ``key`` are equal."""
+    def cached_attributes(
+        self, key: Any, attrs: dict[str, AttributeValue], measured: Mapping[str, AttributeValue] = _NONE
+    ) -> Any:
+        """`attributes` of ``{**attrs, **measured}``; ``attrs`` is validated once while the attributes
+        last validated under ``key`` are equal, ``measured`` (the call's own numbers, made by
+        yolospan: already valid) is appended to a copy."""
         cached = self._cache.get(key)
-        if cached is not None and cached[0] == attrs:
+        if cached is None or cached[0] != attrs:
+            if len(self._cache) >= 4096:  # keys are per call signature: stay bounded
+                self._cache.clear()
+            cached = self._cache[key] = (dict(attrs), self.attributes(attrs))
+        if not measured:
             return cached[1]
-        if len(self._cache) >= 4096:  # keys are per call signature: stay bounded
-            self._cache.clear()
-        bounded = self.attributes(attrs)
-        self._cache[key] = (dict(attrs), bounded)
-        return bounded
+        return self.appended(cached[1], measured) or self.attributes({**attrs, **measured})
+
+    def appended(self, bounded: Any, measured: Mapping[str, AttributeValue]) -> Any:
+        """An immutable copy of ``bounded`` with ``measured`` added, or None where the SDK's own
+        validation could differ (a limit reached, a key already there)."""
+        try:
+            maxlen = bounded.maxlen
+            own = bounded._dict
+            if (maxlen is not None and len(own) + len(measured) > maxlen) or any(k in own for k in measured):
+                return None
+            # What `__init__` would leave, without validating again (the lock is only taken by copies)
+            copy = object.__new__(self._bounded)
+            copy._dict = {**own, **measured}
+            copy.maxlen = maxlen
+            copy.dropped = bounded.dropped
+            copy.max_value_len = bounded.max_value_len
+            copy._lock = bounded._lock
+            copy._immutable = True
+        except AttributeError:  # an SDK whose internals moved: validate as the SDK does
+            return None
+        return copy
+
+    def start(self, name: str, context: Context, start_ns: int) -> trace.Span | None:
+        """The span ``tracer.start_span(name, context=context, start_time=start_ns)`` would start
+        (its ``on_start`` called), or None where the sampler could decide otherwise: a parent that
+        is remote or not sampled, or a root where the sampler does not sample every root."""
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            flags = parent.trace_flags
+            if parent.is_remote or not flags.sampled:
+                return None
+            trace_id, random, state = parent.trace_id, flags.random_trace_id, parent.trace_state
+            parent_context = parent
+        elif self._roots:
+            trace_id, random, state, parent_context = self._new_trace_id(), self._random_roots, None, None
+        else:
+            return None
+        span: trace.Span = self._span(
+            name=name,
+            context=SpanContext(
+                trace_id,
+                self._new_id(),
+                is_remote=False,
+                trace_flags=self._random_flags if random else self._flags,
+                trace_state=state,
+            ),
+            parent=parent_context,
+            sampler=self._sampler,
+            resource=self._resource,
+            span_processor=self._processor,
+            instrumentation_info=self._info,
+            limits=self._limits,
+            instrumentation_scope=self._scope,
+            record_end_metrics=self._ended,
+        )
+        span.start(start_time=start_ns, parent_context=context)  # type: ignore[attr-defined]
+        return span
 
     def emit(
         self,
@@ -171,6 +261,7 @@ class DeferredSpan(Protocol):
     name: str
     parent: Any
     attrs: dict[str, AttributeValue]
+    measured: dict[str, AttributeValue]
     call: Any
     start_ns: int
     end_ns: int
@@ -185,9 +276,9 @@ def emit_frames(fast: Emitter, root: trace.Span, frames: Sequence[DeferredSpan])
     for frame in sorted(frames, key=_start_ns):
         call = frame.call
         if call is None:
-            attributes = fast.attributes(frame.attrs)
+            attributes = fast.attributes({**frame.attrs, **frame.measured})
         else:  # the same call signature of the same module gives the same attributes, nearly always
-            attributes = fast.cached_attributes((frame.name, id(call)), frame.attrs)
+            attributes = fast.cached_attributes((frame.name, id(call)), frame.attrs, frame.measured)
         made[id(frame)] = fast.emit(
             frame.name,
             made.get(id(frame.parent), root_context),
@@ -205,14 +296,19 @@ def _start_ns(frame: DeferredSpan) -> int:
 _validated: dict[Any, tuple[Any, Any, dict[str, AttributeValue], Any]] = {}
 
 
-def set_attributes(span: trace.Span, attrs: dict[str, AttributeValue], key: Any) -> bool:
-    """Give an SDK span that has no attribute yet ``attrs``, validated once per attribute set.
+def set_attributes(
+    span: trace.Span, attrs: dict[str, AttributeValue], measured: Mapping[str, AttributeValue], key: Any
+) -> bool:
+    """Give an SDK span that has no attribute yet ``attrs`` then ``measured``, as
+    ``span.set_attributes({**attrs, **measured})`` would, with ``attrs`` validated once per
+    attribute set.
 
-    The span keeps its own (mutable) `BoundedAttributes`; it receives the values
-    ``span.set_attributes(attrs)`` would store (cleaned against the same limits, the same dropped
-    count), copied from the last validation of an equal ``attrs`` under ``key``. False where this
-    does not apply (another span class, attributes already set, an SDK whose internals moved):
-    the caller then sets them through the API.
+    The span keeps its own (mutable) `BoundedAttributes`; it receives the values the API would
+    store (cleaned against the same limits, the same dropped count), copied from the last
+    validation of an equal ``attrs`` under ``key``; ``measured`` (the call's own numbers, made by
+    yolospan: already valid) is added as it is. False where this does not apply (another span
+    class, attributes already set, a limit reached, an SDK whose internals moved): the caller
+    then sets them through the API.
     """
     sdk = sys.modules.get("opentelemetry.sdk.trace")
     if sdk is None or type(span) is not getattr(sdk, "_Span", None):
@@ -229,9 +325,15 @@ def set_attributes(span: trace.Span, attrs: dict[str, AttributeValue], key: Any)
                     _validated.clear()
                 validated = type(own)(maxlen, attrs, immutable=True, max_value_len=max_value_len)
                 cached = _validated[key] = (maxlen, max_value_len, dict(attrs), validated)
-            validated = cached[3]
-            own._dict.update(validated._dict)
-            own.dropped = validated.dropped
+            values = cached[3]._dict
+            if measured and (
+                (maxlen is not None and len(values) + len(measured) > maxlen)
+                or any(k in values for k in measured)
+            ):
+                return False
+            own._dict.update(values)
+            own._dict.update(measured)
+            own.dropped = cached[3].dropped
     except AttributeError:
         _log.debug("yolospan: no fast attribute path for this SDK", exc_info=True)
         return False
@@ -246,6 +348,11 @@ def emitter(tracer: trace.Tracer, parent: trace.Span) -> Emitter | None:
     context = parent.get_span_context()
     if not context.trace_flags.sampled or context.is_remote:
         return None
+    return starter(tracer)
+
+
+def starter(tracer: trace.Tracer) -> Emitter | None:
+    """The fast path for spans made by ``tracer`` (`Emitter.start` decides per span), or None."""
     sdk = sys.modules.get("opentelemetry.sdk.trace")
     if sdk is None or type(tracer) is not getattr(sdk, "Tracer", None):
         return None
@@ -272,19 +379,28 @@ def _make(tracer: Any, sdk: Any) -> Emitter | None:
         return None
     if not hasattr(tracer.span_processor, "on_end"):
         return None
-    return Emitter(tracer, sdk)
+    return Emitter(tracer, sdk, sampling, roots=_samples_roots(tracer.sampler, sampling))
 
 
-def _samples_children(sampler: Any, sampling: Any) -> bool:
-    """True where the sampler records and samples every child of a sampled local parent as it is."""
-    kind = type(sampler)
-    if kind.should_sample is sampling.ParentBased.should_sample:
-        sampler = sampler._local_parent_sampled
-        kind = type(sampler)
+def _samples_roots(sampler: Any, sampling: Any) -> bool:
+    """True where the sampler records and samples every root span."""
+    if type(sampler).should_sample is sampling.ParentBased.should_sample:
+        sampler = sampler._root
+    return _always_on(sampler, sampling)
+
+
+def _always_on(sampler: Any, sampling: Any) -> bool:
     return (
-        kind.should_sample is sampling.StaticSampler.should_sample
+        type(sampler).should_sample is sampling.StaticSampler.should_sample
         and sampler._decision is sampling.Decision.RECORD_AND_SAMPLE
     )
 
 
-__all__ = ["DeferredSpan", "Emitter", "emit_frames", "emitter", "set_attributes"]
+def _samples_children(sampler: Any, sampling: Any) -> bool:
+    """True where the sampler records and samples every child of a sampled local parent as it is."""
+    if type(sampler).should_sample is sampling.ParentBased.should_sample:
+        sampler = sampler._local_parent_sampled
+    return _always_on(sampler, sampling)
+
+
+__all__ = ["DeferredSpan", "Emitter", "emit_frames", "emitter", "set_attributes", "starter"]

@@ -54,7 +54,7 @@ from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
 from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _timing, _torch_flops
-from yolospan.tracing._context import current_phase, current_span_attributes, get_tracer
+from yolospan.tracing._context import snapshot
 
 _log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ def layers_of(module: nn.Module) -> list[Layer]:
 
 
 _NO_ATTRIBUTES: Mapping[str, AttributeValue] = MappingProxyType({})
+_NO_MEASURES: _attrs.Attributes = {}  # shared and never written: a frame assigns its own dict
 
 
 class _Frame:
@@ -106,6 +107,7 @@ class _Frame:
         "extra",
         "flops",
         "layer_clock",
+        "measured",
         "module",
         "name",
         "parent",
@@ -117,6 +119,7 @@ class _Frame:
         "start_ns",
         "target",
         "token",
+        "tracer",
     )
 
     def __init__(self, module: nn.Module, target: _Traced) -> None:
@@ -125,12 +128,14 @@ class _Frame:
         self.name = target.name
         self.span: trace.Span | None = None
         self.token: object = None
+        self.tracer: trace.Tracer | None = None  # an eager frame's: the provider resolved when it started
         self.root: _Frame | None = None
         self.parent: _Frame | None = None
         self.pending: list[_Frame] | None = None
         self.start_ns = 0
         self.end_ns = 0
         self.attrs: _attrs.Attributes = {}
+        self.measured: _attrs.Attributes = _NO_MEASURES  # this call's own numbers (rates, device time)
         self.call: _Call | None = None
         self.counting = False
         self.flops = 0
@@ -144,6 +149,8 @@ class _Frame:
         self.layer_clock: _clock.LayerClock | None = None  # a ClockedModule's forward
 
 
+_UNKNOWN: Any = object()
+
 _MAX_SIGNATURES = 256
 """Per module; past this many distinct call signatures the cache starts over."""
 
@@ -151,11 +158,12 @@ _MAX_SIGNATURES = 256
 class _Call:
     """What one call signature of a module always gives: its input attributes and, once counted, FLOPs."""
 
-    __slots__ = ("attrs", "flops", "layers")
+    __slots__ = ("attrs", "flops", "layers", "peak")
 
     def __init__(self, attrs: _attrs.Attributes) -> None:
         self.attrs = attrs
         self.flops: int | None = None
+        self.peak: Any = _UNKNOWN  # the device's peak FLOP/s for this signature (`_timing.wall_rates`)
         self.layers: Any = None  # a clocked model's layer spans for this signature (`_clock.learn`)
 
 
@@ -372,11 +380,16 @@ class Instrumentation:
                 frame.start_mark = _timing.mark(root.clock)
             return
         try:
+            now = snapshot(self._provider)  # one read of the context for tracer, phase, attributes
             start_ns = time.time_ns()
-            span = get_tracer(self._provider).start_span(target.name, start_time=start_ns)
+            fast = _fast_spans.starter(now.tracer)  # the SDK's own tracer: skip its API
+            span = None if fast is None else fast.start(target.name, now.context, start_ns)
+            if span is None:
+                span = now.tracer.start_span(target.name, context=now.context, start_time=start_ns)
             frame = _Frame(module, target)
-            frame.start_ns = start_ns
-            frame.span, frame.token = span, otel_context.attach(trace.set_span_in_context(span))
+            frame.start_ns, frame.span, frame.tracer = start_ns, span, now.tracer
+            frame.extra, frame.phase = now.attributes, now.phase
+            frame.token = otel_context.attach(trace.set_span_in_context(span, now.context))
         except Exception:
             _log.warning("yolospan: could not start a span for %s", target.name, exc_info=True)
             stack.append(None)  # keeps the stack balanced
@@ -390,7 +403,9 @@ class Instrumentation:
                 frame.clock, frame.start_mark = clock, _timing.mark(clock)
             if self._clocked is not None and frame.call is not None and target.layer is False:
                 own = getattr(self._local, "layer_clock", None)
-                learned = frame.call.layers
+                # On a device with its own clock (CUDA) the layers' device times need marks around
+                # each layer: every forward is described (the hook path's layer frames, `_defer`).
+                learned = frame.call.layers if frame.clock is None else None
                 frame.layer_clock = self._local.layer_clock = _clock.start(
                     own, len(self._clocked), learned, self._describe_layer
                 )
@@ -419,8 +434,7 @@ class Instrumentation:
             described = _attrs.input_attributes(tensors, module.training)
             known = calls[key] = _Call(described | target.static)
         root = frame.root
-        if root is None:
-            frame.extra, frame.phase = current_span_attributes(), current_phase()
+        if root is None:  # read from the context when the frame opened
             extra, phase = frame.extra, frame.phase
         else:  # a layer runs in its forward's context: no need to read the context again
             extra, phase = root.extra, root.phase
@@ -475,7 +489,7 @@ class Instrumentation:
                 else:
                     _apply(span, frame)
                     if frame.pending:
-                        self._emit_layers(frame, get_tracer(self._provider))
+                        self._emit_layers(frame, frame.tracer)  # type: ignore[arg-type]
         except Exception:
             _log.warning("yolospan: could not finish span %s", frame.name, exc_info=True)
         finally:
@@ -487,7 +501,8 @@ class Instrumentation:
 
     def _defer(self, root: _Frame) -> bool:
         """Hand a device-timed forward to the resolver's worker, which ends its spans (`_finish`)."""
-        tracer = get_tracer(self._provider)  # here: the provider's routing lives in this thread's context
+        tracer = root.tracer
+        assert tracer is not None
         frames = [root, *(root.pending or ())]
         pairs = [(frame.start_mark, frame.end_mark) for frame in frames]
         _timing.resolver().submit(root.clock, pairs, lambda times: self._finish(root, frames, times, tracer))
@@ -502,9 +517,9 @@ class Instrumentation:
         try:
             for frame, elapsed_ms in zip(frames, times, strict=True):
                 if frame.error is None:
-                    frame.attrs.update(_timing.device_attributes(frame.attrs, elapsed_ms))
+                    frame.measured = _timing.device_attributes(frame.attrs, elapsed_ms)
                 elif elapsed_ms is not None:
-                    frame.attrs[A.DEVICE_TIME_MS] = elapsed_ms
+                    frame.measured = {A.DEVICE_TIME_MS: elapsed_ms}
             _apply(span, root)
             if root.pending:
                 self._emit_layers(root, tracer)
@@ -533,7 +548,13 @@ class Instrumentation:
             attrs[A.FLOPS_METHOD] = "thop.cached"
         attrs[A.FLOPS] = frame.flops
         if (frame.root or frame).clock is None:  # the CPU: the wall clock measures the work
-            attrs.update(_timing.wall_attributes(attrs, frame.start_ns, frame.end_ns))
+            call = frame.call
+            if call is None:
+                frame.measured = _timing.wall_attributes(attrs, frame.start_ns, frame.end_ns)
+                return
+            if call.peak is _UNKNOWN:  # the same for every call of the signature
+                call.peak = _timing.peak(attrs)
+            frame.measured = _timing.wall_rates(frame.flops, frame.start_ns, frame.end_ns, call.peak)
 
     def _clocked_layers(self, root: _Frame) -> None:
         """A clocked model's forward: learn its signature's layers, or emit them from the clock."""
@@ -545,7 +566,8 @@ class Instrumentation:
             if root.error is None and call.layers is None:
                 call.layers = _clock.learn(root.pending or (), self._clocked_index, root.extra, root.phase)
             return
-        tracer = get_tracer(self._provider)
+        tracer = root.tracer
+        assert tracer is not None
         _clock.emit(
             tracer, root.span, call.layers, clock.ticks, root.extra, root.phase, root.error, root.end_ns
         )
@@ -566,7 +588,10 @@ class Instrumentation:
             if context is None:
                 context = contexts[parent_id] = trace.set_span_in_context(made.get(parent_id, root.span))
             layer_span = tracer.start_span(
-                frame.name, context=context, attributes=frame.attrs, start_time=frame.start_ns
+                frame.name,
+                context=context,
+                attributes={**frame.attrs, **frame.measured},
+                start_time=frame.start_ns,
             )
             if frame.error is not None:
                 _record_error(layer_span, frame.error, frame.end_ns)
@@ -627,8 +652,8 @@ def _start_ns(frame: _Frame) -> int:
 
 def _apply(span: trace.Span, frame: _Frame) -> None:
     """Set all attributes in one call: validated once per attribute set for the SDK's own spans."""
-    if not _fast_spans.set_attributes(span, frame.attrs, (frame.name, id(frame.call))):
-        span.set_attributes(frame.attrs)
+    if not _fast_spans.set_attributes(span, frame.attrs, frame.measured, (frame.name, id(frame.call))):
+        span.set_attributes({**frame.attrs, **frame.measured})
     if frame.error is not None:
         _record_error(span, frame.error)
 

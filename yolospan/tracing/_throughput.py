@@ -15,7 +15,7 @@ from opentelemetry.util.types import AttributeValue
 from yolospan import attributes as A
 from yolospan.tracing import _peaks
 
-__all__ = ["PeakLookup", "rate_attributes", "span_rate_attributes"]
+__all__ = ["PeakLookup", "rate_attributes", "span_flops", "span_peak", "span_rate_attributes"]
 
 PeakLookup = Callable[[str, str], "float | None"]
 """(``yolospan.device`` value, compute dtype) → dense peak FLOP/s, or None when unknown."""
@@ -50,20 +50,37 @@ def span_rate_attributes(
 
     Empty when the span carries no FLOPs (it raised, or FLOPs were not counted).
     """
+    flops = span_flops(attrs)
+    if flops is None:
+        return {}
+    return rate_attributes(flops, seconds, span_peak(attrs, peak_of=peak_of, allow_tf32=allow_tf32))
+
+
+def span_flops(attrs: Mapping[str, AttributeValue]) -> int | None:
+    """The FLOPs a span described by ``attrs`` carries, if any."""
     flops = attrs.get(A.FLOPS)
     if not isinstance(flops, int) or isinstance(flops, bool):
-        return {}
+        return None
+    return flops
+
+
+def span_peak(
+    attrs: Mapping[str, AttributeValue],
+    *,
+    peak_of: PeakLookup = _peaks.device_peak_flops,
+    allow_tf32: Callable[[], bool] = _allow_tf32,
+) -> float | None:
+    """The dense peak FLOP/s of the device and compute dtype a span described by ``attrs`` ran on."""
     device = attrs.get(A.DEVICE)
     dtype = attrs.get(A.INPUT_DTYPE)
-    peak = None
-    if isinstance(device, str) and isinstance(dtype, str):
-        autocast = attrs.get(A.AUTOCAST)
-        device_type = device.partition(":")[0]
-        compute = _peaks.compute_dtype(
-            dtype,
-            autocast if isinstance(autocast, str) else None,
-            device_type=device_type,
-            allow_tf32=device_type == "cuda" and allow_tf32(),
-        )
-        peak = peak_of(device, compute)
-    return rate_attributes(flops, seconds, peak)
+    if not isinstance(device, str) or not isinstance(dtype, str):
+        return None
+    autocast = attrs.get(A.AUTOCAST)
+    device_type = device.partition(":")[0]
+    compute = _peaks.compute_dtype(
+        dtype,
+        autocast if isinstance(autocast, str) else None,
+        device_type=device_type,
+        allow_tf32=device_type == "cuda" and allow_tf32(),
+    )
+    return peak_of(device, compute)

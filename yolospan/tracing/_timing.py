@@ -18,9 +18,18 @@ from opentelemetry.util.types import AttributeValue
 from yolospan import attributes as A
 from yolospan.tracing import _device_time
 from yolospan.tracing._device_time import Clock
-from yolospan.tracing._throughput import span_rate_attributes
+from yolospan.tracing._throughput import rate_attributes, span_peak, span_rate_attributes
 
-__all__ = ["clock_for", "device_attributes", "flush", "mark", "resolver", "wall_attributes"]
+__all__ = [
+    "clock_for",
+    "device_attributes",
+    "flush",
+    "mark",
+    "peak",
+    "resolver",
+    "wall_attributes",
+    "wall_rates",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +66,16 @@ def wall_attributes(
 ) -> dict[str, AttributeValue]:
     """Achieved FLOP/s of a call timed by the wall clock (the CPU: the clock measures the work)."""
     return span_rate_attributes(attrs, (end_ns - start_ns) / 1e9)
+
+
+def peak(attrs: Mapping[str, AttributeValue]) -> float | None:
+    """The peak FLOP/s of the device a call described by ``attrs`` ran on (constant per call signature)."""
+    return span_peak(attrs)
+
+
+def wall_rates(flops: int, start_ns: int, end_ns: int, peak: float | None) -> dict[str, AttributeValue]:
+    """`wall_attributes` for a call whose FLOPs and device peak are known already."""
+    return rate_attributes(flops, (end_ns - start_ns) / 1e9, peak)
 
 
 def device_attributes(
