@@ -86,7 +86,11 @@ def test_sigterm_mid_epoch_ends_open_spans_as_errors_writes_every_parent_and_exi
     orphans = [span.name for span in spans if span.parent is not None and span.parent.span_id not in ids]
     assert orphans == []  # every written span's parent is written
     failed = [span for span in spans if span.status.status_code.name == "ERROR"]
-    assert any(span.name == "train_step" for span in failed), "the interrupted step is not marked ERROR"
+    # The signal lands inside a step nearly always, but it may fall between two steps: then the
+    # open span it interrupts is the epoch's.
+    innermost = {"train_step", "epoch"}
+    assert {span.name for span in failed} & innermost, f"no open span was marked ERROR: {failed}"
+    assert all(span.end_time is not None for span in failed)
     # The collector was down: what the file has, the spool has too (nothing lost on either path).
     spooled = [span for path in sorted(spool.glob("*.otlp.jsonl")) for span in read_trace_file(path)]
     assert {span.context.span_id for span in spooled if span.context is not None} == ids

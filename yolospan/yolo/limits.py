@@ -19,12 +19,10 @@ docs/limits.md states these limits for users; `LIMITS` lists them for the docs t
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
 
 from yolospan.yolo.errors import ConfigError
-
-if TYPE_CHECKING:
-    from yolospan.yolo.spec import ModelSpec
 
 __all__ = [
     "LIMITS",
@@ -38,6 +36,7 @@ __all__ = [
     "MAX_NC",
     "MAX_PARAMS",
     "MAX_REPEATS",
+    "SpecNumbers",
     "check_spec",
 ]
 
@@ -103,7 +102,25 @@ LIMITS: Final[dict[str, object]] = {
 # --- stage 1: the numbers in the spec ------------------------------------------------------------
 
 
-def check_spec(spec: ModelSpec) -> None:
+class SpecNumbers(Protocol):
+    """What `check_spec` reads of a `yolospan.yolo.spec.ModelSpec` (which calls it while it is
+    validated, so this module does not import it back)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def nc(self) -> int: ...
+    @property
+    def depth_multiple(self) -> float: ...
+    @property
+    def width_multiple(self) -> float: ...
+    @property
+    def anchors(self) -> Any: ...
+    @property
+    def layers(self) -> Sequence[Any]: ...
+
+
+def check_spec(spec: SpecNumbers) -> None:
     """Raise `ConfigError` naming the config (and the row) when a number is beyond its limit."""
     label = spec.label
     if spec.nc > MAX_NC:
