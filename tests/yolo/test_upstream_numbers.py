@@ -99,8 +99,9 @@ def test_outputs_match_upstream_with_the_same_weights(created, mode):
     # training-mode BatchNorm over the P6/P7 levels' 2×2 and 1×1 maps turns that into different
     # numbers: on an AMD EPYC with the same torch, yolov5l6's sums moved by 1.9e-5 of their
     # magnitude and a yolov5-p7 level's sum from -4.47 to -0.32, while eval mode and every P5
-    # model hold 1e-5. Models with P6/P7 levels are compared by shape here in training mode; tests/yolo/test_upstream_direct.py
-    # compares them with upstream's live model on the same CPU, at 1e-5.
+    # model hold 1e-5. Models with P6/P7 levels are compared by shape here in training mode;
+    # tests/yolo/test_upstream_direct.py compares them with upstream's live model on the same
+    # CPU, at 1e-5.
     ill_conditioned = mode == "train" and len(TABLE[name]["strides"]) > 3
     rtol = float("inf") if ill_conditioned else 1e-5
     mismatch = digest_mismatch(digest(output), TABLE[name]["outputs"][mode], rtol=rtol)
