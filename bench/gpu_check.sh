@@ -75,7 +75,7 @@ EOF
     timeout 60 python3 -m yolospan trace yolov5s --device cuda --amp-check on 2>&1 | grep -E "amp_check|error" | cut -c1-400
 
     section "bench/trace_overhead.py on the GPU"
-    timeout 240 python3 bench/trace_overhead.py --device cuda --batch 1 16 --precision fp32 fp16 --rounds 12
+    timeout 240 python3 bench/trace_overhead.py --device cuda --batch 1 16 --precision fp32 fp16 --rounds 15 --budget-s 200
     echo "bench exit code $?"
     section "done in $((SECONDS - started)) s"
 }

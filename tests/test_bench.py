@@ -32,62 +32,77 @@ def rows(output: str) -> dict[str, list[float]]:
     return found
 
 
-def test_trace_floor_reports_every_variant_and_both_floors() -> None:
-    rounds = 3  # not a multiple of 5: some copies end instrumented, the floors must cope
+VARIANTS = ["untraced", "model-level", "layers=True", "hook path", "removed"]
+
+
+def test_trace_overhead_reports_every_variant_per_batch_and_precision_and_the_floors() -> None:
+    rounds = 3  # not a multiple of 5: some copies end a square instrumented, the floors must cope
     out = run_bench(
-        "trace_floor.py",
-        *("--rounds", str(rounds), "--model", "yolov5n", "--imgsz", "64", "--diff-imgsz", "32"),
-        *("--diff-rounds", "2"),
+        "trace_overhead.py",
+        *("--rounds", str(rounds), "--model", "yolov5n", "--imgsz", "64", "--batch", "2"),
+        *("--precision", "fp32", "bf16", "--diff-imgsz", "32", "--diff-rounds", "2", "--floor-rounds", "2"),
     )
     lines = out.splitlines()
+    titles = [index for index, line in enumerate(lines) if "eval forward" in line]
+    assert [lines[i].split(",")[:3] for i in titles] == [
+        ["yolov5n 2x3x64x64 eval forward", " fp32", f" {rounds} rounds x 5 copies"],
+        ["yolov5n 2x3x64x64 eval forward", " bf16", f" {rounds} rounds x 5 copies"],
+    ]
     spans_per_layered_forward = 26  # the forward and yolov5n's 25 layers
     # Each round runs every variant once: a warm-up and a timed forward each; model-level makes
     # one span per forward, layers=True (the native clock) and the hook path 26 each.
     per_round = 2 * (1 + 2 * spans_per_layered_forward)
-    assert f"{(rounds + 2) * per_round} spans" in lines[0]
-    table = rows(
-        "\n".join(lines[: lines.index(next(line for line in lines if line.startswith("at 1x3x32x32")))])
-    )
-    assert list(table) == ["untraced", "model-level", "layers=True", "hook path", "removed"]
-    in_yolospan = {name: values[3] for name, values in table.items()}
-    assert in_yolospan["untraced"] == 0.0 and in_yolospan["removed"] == 0.0  # no yolospan code ran
-    assert all(in_yolospan[name] > 0.0 for name in ("model-level", "layers=True", "hook path"))
-    assert table["untraced"][1:3] == [1.0, 0.0]  # its paired ratio and difference with itself
-    small = rows(
-        "\n".join(lines[lines.index(next(line for line in lines if line.startswith("at 1x3x32x32"))) :])
-    )
-    assert list(small) == ["model-level", "layers=True", "hook path", "removed"]
-    assert "2 rounds" in next(line for line in lines if line.startswith("at 1x3x32x32"))
-    assert lines[-2].startswith("API floor: the tracer API making one forward's 25 layer spans")
-    assert lines[-1].startswith("fast floor: the fast path making the same 25 layer spans")
-
-
-def test_trace_overhead_prints_one_table_per_batch_and_precision() -> None:
-    out = run_bench(
-        "trace_overhead.py",
-        *(
-            "--rounds",
-            "1",
-            "--model",
-            "yolov5n",
-            "--imgsz",
-            "64",
-            "--batch",
-            "2",
-            "--precision",
-            "fp32",
-            "bf16",
-        ),
-    )
-    titles = [line for line in out.splitlines() if "eval forward" in line]
-    assert [title.split(",")[:2] for title in titles] == [
-        ["yolov5n 2x3x64x64 eval forward", " fp32"],
-        ["yolov5n 2x3x64x64 eval forward", " bf16"],
-    ]
-    assert all(title.endswith(f"cpu, {2 * 27} spans") for title in titles)
-    rows_per_table = [line.split()[0] for line in out.splitlines() if ROW.match(line)]
-    assert rows_per_table == ["untraced", "model-level", "layers=True", "removed"] * 2
+    assert all(lines[i].endswith(f"cpu, {rounds * per_round} spans") for i in titles)
     assert "device ms" not in out  # no device time on the CPU
+    smalls = [index for index, line in enumerate(lines) if line.startswith("at 2x3x32x32, 2 rounds")]
+    floors = next(index for index, line in enumerate(lines) if line.startswith("API floor"))
+    assert len(smalls) == 2 and titles[0] < smalls[0] < titles[1] < smalls[1] < floors
+    for start, small, end in ((titles[0], smalls[0], titles[1]), (titles[1], smalls[1], floors)):
+        table = rows("\n".join(lines[start:small]))
+        assert list(table) == VARIANTS
+        in_yolospan = {name: values[3] for name, values in table.items()}
+        assert in_yolospan["untraced"] == 0.0 and in_yolospan["removed"] == 0.0  # no yolospan code ran
+        assert all(in_yolospan[name] > 0.0 for name in ("model-level", "layers=True", "hook path"))
+        assert table["untraced"][1:3] == [1.0, 0.0]  # its paired ratio and difference with itself
+        assert list(rows("\n".join(lines[small:end]))) == VARIANTS[1:]
+    assert lines[floors].startswith("API floor: the tracer API making one forward's 25 layer spans")
+    assert lines[floors + 1].startswith("fast floor: the fast path making the same 25 layer spans")
+    assert lines[floors + 2].startswith("model-level floors: one forward span around 2 real forwards")
+    assert "2x3x64x64 (fp32)" in lines[floors + 2]
+    forward_floors = rows("\n".join(lines[floors + 3 :]))
+    assert list(forward_floors) == ["api", "direct", "deferred"]
+    assert all(values[0] > 0.0 and values[3] >= 1.0 for values in forward_floors.values())
+
+
+def test_trace_overhead_forward_floors_make_one_current_and_exported_span_each() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from yolospan.tracing import get_tracer
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import trace_overhead
+    finally:
+        sys.path.remove(str(BENCH))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ways = trace_overhead.forward_span_ways(get_tracer(provider))
+    assert list(ways) == ["api", "direct", "deferred"]
+    for name, (open_span, close_span) in ways.items():
+        opened = open_span()
+        current = trace.get_current_span().get_span_context()
+        close_span(opened)
+        assert not trace.get_current_span().get_span_context().is_valid, name  # detached
+        (span,) = exporter.get_finished_spans()
+        exporter.clear()
+        assert current.is_valid and current.trace_flags.sampled, name
+        assert (span.name, span.context.span_id, span.parent) == ("forward", current.span_id, None), name
+        assert span.instrumentation_scope is not None and span.instrumentation_scope.name == "yolospan"
+        assert span.resource is provider.resource and span.end_time is not None
 
 
 def test_trace_overhead_refuses_cuda_without_a_gpu_and_bad_batches() -> None:
