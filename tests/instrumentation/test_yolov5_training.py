@@ -12,21 +12,21 @@ import pytest
 pytest.importorskip("torchvision")
 pytest.importorskip("yolov5")
 
-import matplotlib  # noqa: E402  (a yolov5 dependency: its font stands in for the Arial it downloads)
-import torch  # noqa: E402
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from PIL import Image  # noqa: E402
-from yolov5 import train as train_script  # noqa: E402
-from yolov5.utils import general, torch_utils  # noqa: E402
-from yolov5.utils.callbacks import Callbacks  # noqa: E402
+import matplotlib  # a yolov5 dependency: its font stands in for the Arial yolov5 downloads
+import torch
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from PIL import Image
+from yolov5 import train as train_script
+from yolov5.utils import general, torch_utils
+from yolov5.utils.callbacks import Callbacks
 
-from yolospan import attributes as A  # noqa: E402
-from yolospan.instrumentation.yolov5 import YOLOv5Instrumentor  # noqa: E402
-from yolospan.train.metrics import METRIC_LOSS, METRIC_STEPS, METRIC_VAL_LOSS  # noqa: E402
+from yolospan import attributes as A
+from yolospan.instrumentation.yolov5 import YOLOv5Instrumentor
+from yolospan.train.metrics import METRIC_LOSS, METRIC_STEPS, METRIC_VAL_LOSS
 
 LOSSES = (A.LOSS_BOX, A.LOSS_OBJ, A.LOSS_CLS)
 
@@ -118,7 +118,8 @@ def test_a_short_training_is_traced_step_by_step(instrumented, spans, offline, d
     last = steps[-1].children[1].attributes[A.LOSS_OBJ]
     assert points[(METRIC_LOSS, ((A.LOSS_COMPONENT, "obj"), (A.RUN_ID, run_id)))] == pytest.approx(last)
     val_obj = vals[-1].attributes[A.LOSS_OBJ]
-    assert points[(METRIC_VAL_LOSS, ((A.LOSS_COMPONENT, "obj"), (A.RUN_ID, run_id)))] == pytest.approx(val_obj)
+    val_point = points[(METRIC_VAL_LOSS, ((A.LOSS_COMPONENT, "obj"), (A.RUN_ID, run_id)))]
+    assert val_point == pytest.approx(val_obj)
 
 
 # --- train.py's hooks, driven by hand: what its other paths and ranks look like -------------------
