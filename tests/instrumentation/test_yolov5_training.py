@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,9 @@ from yolov5.utils import general, torch_utils
 from yolov5.utils.callbacks import Callbacks
 
 from yolospan import attributes as A
+from yolospan.export.tracefile import read_trace_file
 from yolospan.instrumentation.yolov5 import YOLOv5Instrumentor
+from yolospan.testing import SpanList
 from yolospan.train.metrics import METRIC_LOSS, METRIC_STEPS, METRIC_VAL_LOSS
 
 LOSSES = (A.LOSS_BOX, A.LOSS_OBJ, A.LOSS_CLS)
@@ -120,6 +124,38 @@ def test_a_short_training_is_traced_step_by_step(instrumented, spans, offline, d
     val_obj = vals[-1].attributes[A.LOSS_OBJ]
     val_point = points[(METRIC_VAL_LOSS, ((A.LOSS_COMPONENT, "obj"), (A.RUN_ID, run_id)))]
     assert val_point == pytest.approx(val_obj)
+
+
+def test_opentelemetry_instrument_traces_python_m_yolov5_train(clean_otel_env, offline, dataset, tmp_path):
+    """The documented way: nothing in the code, train.py run as ``__main__`` (so not wrappable itself)."""
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")},
+        "OTEL_TRACES_EXPORTER": "otlp_json_file",  # OTLP JSON lines on stdout, among yolov5's own
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    arguments = f"--data {dataset} --img 64 --epochs 1 --batch-size 2 --cfg yolov5n.yaml --device cpu"
+    arguments += " --workers 0 --noplots --exist-ok --project runs"
+    done = subprocess.run(
+        [str(instrument), sys.executable, "-m", "yolov5.train", "--weights", "", *arguments.split()],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    # instrumenting imported no copy of train.py before runpy ran it as __main__
+    assert "found in sys.modules" not in done.stderr
+    trace_file = tmp_path / "trace.jsonl"
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{"resourceSpans"')]
+    trace_file.write_text("\n".join(lines) + "\n")
+    recorded = SpanList.from_readable(read_trace_file(trace_file))
+    steps = recorded.assert_count(3, "train_step")
+    for step in steps:
+        assert [c.name for c in step.children][:3] == ["forward", "loss", "backward"]
+        assert all(key in step.children[1].attributes for key in LOSSES)
+    assert [len(s.children.find("optimizer_step")) for s in steps] == [1, 1, 0]
+    recorded.assert_count(1, "epoch")
+    recorded.assert_count(2, "val")
+    assert len({s.attributes[A.RUN_ID] for s in recorded}) == 1
 
 
 # --- train.py's hooks, driven by hand: what its other paths and ranks look like -------------------
