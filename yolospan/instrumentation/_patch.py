@@ -78,7 +78,8 @@ class Patches:
         """`wrap` once ``module`` is imported: now if it is, else when it is, unless `restore` ran first.
 
         wrapt keeps the hook until the module is imported; after `restore` it does nothing and holds
-        nothing of this instrumentation (only a weak reference to these patches).
+        nothing of this instrumentation (only a weak reference to these patches). wrapt puts its
+        finder first on ``sys.meta_path`` once; it acts only on modules that have a hook.
         """
         key = object()
         self._waiting[key] = (module, path, wrapper)
