@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -126,11 +127,11 @@ def test_a_short_training_is_traced_step_by_step(instrumented, spans, offline, d
     assert val_point == pytest.approx(val_obj)
 
 
-def test_opentelemetry_instrument_traces_python_m_yolov5_train(clean_otel_env, offline, dataset, tmp_path):
+def test_opentelemetry_instrument_traces_python_m_yolov5_train(offline, dataset, tmp_path):
     """The documented way: nothing in the code, train.py run as ``__main__`` (so not wrappable itself)."""
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
     env = {
-        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},  # not the developer's
         "OTEL_TRACES_EXPORTER": "otlp_json_file",  # OTLP JSON lines on stdout, among yolov5's own
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
