@@ -294,3 +294,17 @@ def test_other_ranks_run_no_end_hooks_and_their_spans_end_all_the_same(instrumen
     assert [e.attributes[A.STEP] for e in epochs] == [3, 2]
     assert all(s.attributes[A.RANK] == 0 and s.attributes[A.WORLD_SIZE] == 1 for s in spans.finished)
     assert instrumentor.training.engine.current() is None
+
+
+def test_at_exit_the_exception_that_ended_the_script_marks_what_was_open(instrumented, spans, monkeypatch):
+    instrumentor = instrumented(YOLOv5Instrumentor)
+    Callbacks().run("on_pretrain_routine_start")
+    callbacks = Callbacks()
+    callbacks.run("on_train_epoch_start")
+    callbacks.run("on_train_batch_start")
+    monkeypatch.delattr(sys, "last_exc", raising=False)  # what the interpreter sets when it prints
+    monkeypatch.setattr(sys, "last_value", RuntimeError("CUDA out of memory"), raising=False)
+    instrumentor.training._at_exit()
+    step, epoch = spans.one("train_step"), spans.one("epoch")
+    assert step.status == epoch.status == "ERROR" and "out of memory" in step.status_description
+    assert instrumentor.training.engine.current() is None
