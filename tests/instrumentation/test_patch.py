@@ -119,3 +119,36 @@ def test_a_patch_replaced_by_someone_else_is_left_to_them(fake):
     module.check = theirs
     patches.restore()
     assert module.check is theirs
+
+
+@pytest.fixture
+def late_module(tmp_path, monkeypatch):
+    """A module on disk that nobody has imported yet (as yolov5.train is when instrumenting)."""
+    (tmp_path / "late_upstream.py").write_text("def run(x):\n    return x * 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "late_upstream", raising=False)
+    yield "late_upstream"
+    sys.modules.pop("late_upstream", None)
+
+
+def test_wrap_when_imported_waits_for_the_import_and_never_imports_itself(late_module):
+    log = []
+    patches = Patches()
+    patches.wrap_when_imported(late_module, "run", calls(log))
+    assert late_module not in sys.modules
+    import late_upstream
+
+    assert late_upstream.run(2) == 6 and log == [("run", (2,))]
+    original = late_upstream.run.__wrapped__
+    patches.restore()
+    assert late_upstream.run is original
+
+
+def test_wrap_when_imported_after_restore_does_nothing(late_module):
+    log = []
+    patches = Patches()
+    patches.wrap_when_imported(late_module, "run", calls(log))
+    patches.restore()
+    import late_upstream
+
+    assert late_upstream.run(2) == 6 and log == [] and len(patches) == 0

@@ -13,8 +13,10 @@ pytest.importorskip("torchvision")
 yolov5 = pytest.importorskip("yolov5")
 
 import torch  # noqa: E402
+from yolov5 import train as train_script  # noqa: E402
+from yolov5 import val as val_script  # noqa: E402
 from yolov5.models import common, yolo  # noqa: E402
-from yolov5.utils import general  # noqa: E402
+from yolov5.utils import callbacks, general, loss, torch_utils  # noqa: E402
 
 import yolospan  # noqa: E402
 from yolospan import attributes as A  # noqa: E402
@@ -131,6 +133,15 @@ def test_uninstrument_leaves_every_upstream_function_as_it_was(spans):
         (general, "check_amp"),
         (common.AutoShape, "__init__"),
         (thop, "profile"),
+        (callbacks.Callbacks, "run"),
+        (loss.ComputeLoss, "__call__"),
+        (torch_utils, "smart_optimizer"),
+        (torch_utils, "smart_resume"),
+        (train_script, "check_amp"),  # train.py's own names, bound when it was imported
+        (train_script, "smart_optimizer"),
+        (train_script, "smart_resume"),
+        (train_script, "train"),
+        (val_script, "run"),
     ]
     before = [vars(owner)[name] for owner, name in targets]
     instrumentor = YOLOv5Instrumentor()

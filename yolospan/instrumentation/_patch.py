@@ -4,7 +4,9 @@
 was there (or that nothing was, in the owner's own ``__dict__``); `Patches.restore` puts it back.
 A target that the installed version lacks is logged once at debug level and skipped. A function
 that other modules imported by name (``from pkg.checks import check_amp``) is also replaced in
-those modules when they are already loaded, and restored there too.
+those modules when they are already loaded, and restored there too. `Patches.wrap_when_imported`
+waits for its module to be imported (wrapt's post-import hook), so instrumenting never imports an
+upstream script itself: ``python -m yolov5.train`` must stay the only copy of ``train.py``.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import wrapt
@@ -47,6 +51,7 @@ class Patches:
 
     def __init__(self) -> None:
         self._applied: list[_Applied] = []
+        self._waiting: dict[object, tuple[str, str, Wrapper]] = {}
 
     def __len__(self) -> int:
         return len(self._applied)
@@ -69,6 +74,29 @@ class Patches:
                 self._set(loaded, name, original, installed)
         return True
 
+    def wrap_when_imported(self, module: str, path: str, wrapper: Wrapper) -> None:
+        """`wrap` once ``module`` is imported: now if it is, else when it is, unless `restore` ran first.
+
+        wrapt keeps the hook until the module is imported; after `restore` it does nothing and holds
+        nothing of this instrumentation (only a weak reference to these patches). wrapt puts its
+        finder first on ``sys.meta_path`` once; it acts only on modules that have a hook.
+        """
+        key = object()
+        self._waiting[key] = (module, path, wrapper)
+        patches = weakref.ref(self)
+
+        def imported(_: ModuleType) -> None:
+            alive = patches()
+            target = alive._waiting.pop(key, None) if alive is not None else None
+            if alive is None or target is None:
+                return
+            try:  # this runs inside upstream's import statement: never fail it
+                alive.wrap(*target)
+            except Exception:
+                _log.warning("yolospan: could not wrap %s.%s", module, path, exc_info=True)
+
+        wrapt.register_post_import_hook(imported, module)
+
     def add(self, owner: type, name: str, value: Any) -> None:
         """Give ``owner`` an attribute it does not have (removed again by `restore`)."""
         before = vars(owner).get(name, _ABSENT)
@@ -82,6 +110,7 @@ class Patches:
 
     def restore(self) -> None:
         """Put back exactly what was there; a patch someone else replaced since is left alone."""
+        self._waiting.clear()
         while self._applied:
             patch = self._applied.pop()
             for consumer in patch.imported_by:  # modules imported while the wrapper was in place

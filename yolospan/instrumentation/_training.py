@@ -1,16 +1,20 @@
-"""An ultralytics training as spans and metrics, from the trainer's public callbacks.
+"""An upstream training as spans and metrics: the part that does not depend on the package.
 
-One `TrainingTracer` per instrumentor; each ``BaseTrainer._do_train`` call (one per process, so
-one per DDP rank) gets a `_Run`: its id on every span (``YOLOSPAN_RUN_ID`` when set, so all ranks
-share one), `yolospan.train.metrics.TrainingMetrics` for every step, and ``trace_every``.
+A per-package adapter (`_ultralytics_training`, `_yolov5_training`) finds the boundaries in its
+package (callbacks where upstream has them, wrappers where it does not) and calls
+`TrainingTracer`, which opens the same spans for both:
 
-Boundaries from callbacks: ``on_train_batch_start`` / ``on_train_batch_end`` open and close the
-``train_step`` root, ``on_train_epoch_start`` / ``on_fit_epoch_end`` the ``epoch`` root.
-Wrapped where no callback marks the boundary: ``BaseModel.loss`` (the ``loss`` span: upstream
-computes the loss inside the model's forward call, so it is a child of that ``forward``),
-``BaseTrainer.optimizer_step`` (``optimizer_step``) and ``BaseTrainer.validate`` (``val``).
-``backward`` has no function of its own upstream (``scaler.scale(loss).backward()`` inline), so
-its span runs from the end of the loss to the start of the optimizer step (or of the batch's end).
+- a run (`TrainingTracer.open_run`): its id on every span (``YOLOSPAN_RUN_ID`` when set, so DDP
+  ranks can share one), `yolospan.train.metrics.TrainingMetrics` for every step, ``trace_every``;
+- ``epoch``: its own trace, from the epoch's start to after its validation;
+- ``train_step``: one trace per step with ``forward`` (the model's own hooks), ``loss``,
+  ``backward`` and ``optimizer_step`` children. Neither package has a function of its own for the
+  backward (``scaler.scale(loss).backward()`` is inline), so its span runs from the end of the
+  loss to the start of the optimizer step, or to the step's end when the step only accumulates;
+- ``val``: its own trace, with the validated model's forwards inside.
+
+A step that ``trace_every`` leaves out starts no span: it runs under an unsampled parent and a
+no-op provider, so the model's forwards inside are dropped too; its metrics are still recorded.
 """
 
 from __future__ import annotations
@@ -37,27 +41,28 @@ from yolospan.train.tracing import new_root, new_run_id
 
 _log = logging.getLogger(__name__)
 _NO_TRACING = trace.NoOpTracerProvider()
-_LOSS_NAMES = ("box", "cls", "dfl")
-_LOSS_KEYS = {"box": A.LOSS_BOX, "cls": A.LOSS_CLS, "dfl": A.LOSS_DFL}
+LOSS_KEYS = {"box": A.LOSS_BOX, "obj": A.LOSS_OBJ, "cls": A.LOSS_CLS, "dfl": A.LOSS_DFL}
+"""Each loss component's attribute key."""
 
 Wrapped = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class Losses:
-    """ultralytics' detection loss items: box, cls, dfl (gains applied, per image)."""
+    """A step's loss items by component name (gains applied, per image), as upstream returns them."""
 
     values: tuple[tuple[str, float], ...]
 
     @classmethod
-    def of(cls, items: Any) -> Losses | None:
+    def of(cls, items: Any, names: tuple[str, ...]) -> Losses | None:
+        """From upstream's detached ``loss_items`` tensor; None when it has other components."""
         try:
             values = [float(v) for v in items.detach().flatten().tolist()]
         except Exception:
             return None
-        if len(values) != len(_LOSS_NAMES):  # segmentation, pose, ...: their own components
+        if len(values) != len(names):  # segmentation, pose, ...: their own components
             return None
-        return cls(tuple(zip(_LOSS_NAMES, values, strict=True)))
+        return cls(tuple(zip(names, values, strict=True)))
 
     def as_dict(self) -> dict[str, float]:
         result = dict(self.values)
@@ -65,13 +70,15 @@ class Losses:
         return result
 
     def attributes(self) -> dict[str, AttributeValue]:
-        result: dict[str, AttributeValue] = {_LOSS_KEYS[name]: value for name, value in self.values}
+        result: dict[str, AttributeValue] = {LOSS_KEYS[name]: value for name, value in self.values}
         result[A.LOSS_TOTAL] = sum(value for _, value in self.values)
         return result
 
 
 @dataclass
-class _Step:
+class Step:
+    """One training step (one batch) while it runs."""
+
     index: int
     traced: bool
     scope: ExitStack
@@ -81,166 +88,132 @@ class _Step:
     loss_end_ns: int | None = None
     backward_done: bool = False
     losses: Losses | None = None
+    loss_items: Any = None  # the untraced step's tensor, read once when the step ends
+    optimizer: ExitStack | None = None  # an optimizer_step span opened and closed by two hooks
 
 
 @dataclass
-class _Run:
+class Run:
+    """One training (one process of it, under DDP) while it runs."""
+
     run_id: str
     trace_every: int
     metrics: TrainingMetrics
     scope: ExitStack = field(default_factory=ExitStack)
     next_step: int = 0
-    step: _Step | None = None
+    step: Step | None = None
     epoch: trace.Span | None = None
+    epoch_index: int = 0
+    next_epoch: int = 0  # for a trainer that does not say which epoch starts
     epoch_steps: int = 0
+    steps_since_optimizer: int = 0
+    optimizer: Any = None  # where the adapter found it: the learning rate is read from it
 
 
-_run: ContextVar[_Run | None] = ContextVar("yolospan_upstream_run", default=None)
+_run: ContextVar[Run | None] = ContextVar("yolospan_upstream_run", default=None)
 
 
-def _lr(trainer: Any) -> float | None:
+def optimizer_lr(optimizer: Any) -> float | None:
+    """The learning rate of the optimizer's first parameter group, as yolospan's trainer reports it."""
     try:
-        return float(trainer.optimizer.param_groups[0]["lr"])
+        return float(optimizer.param_groups[0]["lr"])
     except Exception:
         return None
 
 
 class TrainingTracer:
-    """The wrappers and callbacks for ultralytics' trainer."""
+    """Runs, epochs, steps and validations as spans and metrics; the adapters say when."""
 
     def __init__(
-        self, tracer: ModelTracer, trace_every: int, meter_provider: metrics.MeterProvider | None
+        self,
+        tracer: ModelTracer,
+        trace_every: int,
+        meter_provider: metrics.MeterProvider | None,
+        loss_names: tuple[str, ...],
     ) -> None:
         self.tracer = tracer
         self.trace_every = trace_every
         self.meter_provider = meter_provider
-        self.callbacks: dict[str, Callable[[Any], None]] = {
-            "on_train_start": self.on_train_start,
-            "on_train_epoch_start": self.on_train_epoch_start,
-            "on_train_batch_start": self.on_train_batch_start,
-            "on_train_batch_end": self.on_train_batch_end,
-            "on_fit_epoch_end": self.on_fit_epoch_end,
-        }
+        self.loss_names = loss_names
 
     # --- the run ----------------------------------------------------------------------------------
 
-    def train(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """``BaseTrainer.train``: one run id for the DDP processes it may start (they inherit it)."""
+    @staticmethod
+    def current() -> Run | None:
+        return _run.get()
+
+    def open_run(self) -> Run:
+        """A new run, current until `close_run`: its provider, run id and rank go on every span inside."""
         from yolospan.instrumentation._base import ENV_RUN_ID
 
-        if os.environ.get(ENV_RUN_ID):
-            return wrapped(*args, **kwargs)
-        os.environ[ENV_RUN_ID] = new_run_id()
+        run_id = os.environ.get(ENV_RUN_ID) or new_run_id()
+        metrics_ = TrainingMetrics(run_id=run_id, meter_provider=self.meter_provider)
+        run = Run(run_id, self.trace_every, metrics_)
         try:
-            return wrapped(*args, **kwargs)
-        finally:
-            os.environ.pop(ENV_RUN_ID, None)
-
-    def do_train(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """``BaseTrainer._do_train``: the run's scope and callbacks, removed again when it ends."""
-        from yolospan.instrumentation._base import ENV_RUN_ID
-
-        added: list[tuple[str, Callable[[Any], None]]] = []
-        try:
-            run_id = os.environ.get(ENV_RUN_ID) or new_run_id()
-            run = _Run(
-                run_id, self.trace_every, TrainingMetrics(run_id=run_id, meter_provider=self.meter_provider)
-            )
             run.scope.enter_context(self.tracer.scope())
             run.scope.enter_context(span_attributes({A.RUN_ID: run_id}))
             token = _run.set(run)
             run.scope.callback(_run.reset, token)
-            for event, callback in self.callbacks.items():
-                instance.add_callback(event, callback)
-                added.append((event, callback))
-        except Exception:
-            _log.warning("yolospan: could not trace this training", exc_info=True)
-            return wrapped(*args, **kwargs)
-        error: BaseException | None = None
-        try:
-            return wrapped(*args, **kwargs)
-        except BaseException as raised:
-            error = raised
+        except BaseException:
+            run.scope.close()
             raise
-        finally:
-            self._finish(run, instance, added, error)
+        return run
 
-    def _finish(
-        self,
-        run: _Run,
-        trainer: Any,
-        added: list[tuple[str, Callable[[Any], None]]],
-        error: BaseException | None,
-    ) -> None:
+    def close_run(self, run: Run, error: BaseException | None = None) -> None:
+        """End what is still open (the step that raised, an epoch without its end) and leave the run."""
         try:
-            if run.step is not None:  # the step that raised
-                _close(run.step.scope, error)
-                run.step = None
-            if run.epoch is not None:
-                _end(run.epoch, error)
-                run.epoch = None
-            for event, callback in added:
-                hooks = trainer.callbacks.get(event, [])
-                if callback in hooks:
-                    hooks.remove(callback)
+            self.end_step(run, error=error)
+            self.end_epoch(run, error=error)
         except Exception:
             _log.warning("yolospan: could not finish the training's spans", exc_info=True)
         finally:
-            run.scope.close()
+            try:
+                run.scope.close()
+            except Exception:  # a context reset from another thread or context (at exit)
+                _log.debug("yolospan: could not leave the run's context", exc_info=True)
 
-    # --- callbacks --------------------------------------------------------------------------------
+    # --- epochs -----------------------------------------------------------------------------------
 
-    def on_train_start(self, trainer: Any) -> None:
-        """A model built before instrumenting, or loaded from a checkpoint: trace its forwards too."""
-        try:
-            model = getattr(trainer.model, "module", trainer.model)  # DDP wraps the model
-            self.tracer.watch(model)
-        except Exception:
-            _log.warning("yolospan: could not instrument the trainer's model", exc_info=True)
-
-    def on_train_epoch_start(self, trainer: Any) -> None:
-        run = _run.get()
-        if run is None:
-            return
+    def start_epoch(self, run: Run, epoch: int) -> None:
+        run.epoch_index = epoch
+        run.next_epoch = epoch + 1
+        run.epoch_steps = 0
         try:
             attrs: dict[str, AttributeValue] = {**current_span_attributes(), **rank_attributes()}
-            attrs[A.EPOCH] = int(trainer.epoch)
+            attrs[A.EPOCH] = epoch
             with new_root():
                 run.epoch = get_tracer().start_span(A.SPAN_EPOCH, attributes=attrs)
-            run.epoch_steps = 0
         except Exception:
             _log.warning("yolospan: could not start the epoch span", exc_info=True)
 
-    def on_fit_epoch_end(self, trainer: Any) -> None:
-        """After the epoch's validation and checkpoint: its mean losses, lr and fitness."""
-        run = _run.get()
-        if run is None or run.epoch is None:
-            return
+    def end_epoch(
+        self,
+        run: Run,
+        describe: Callable[[], Mapping[str, AttributeValue]] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """End the epoch span, with ``describe()``'s attributes (called only when it is recording)."""
         epoch, run.epoch = run.epoch, None
+        if epoch is None:
+            return
         try:
             if epoch.is_recording():
                 attrs: dict[str, AttributeValue] = {A.STEP: run.epoch_steps}
-                losses = Losses.of(trainer.tloss) if trainer.tloss is not None else None
-                if losses is not None:
-                    attrs.update(losses.attributes())
-                lr = _lr(trainer)
-                if lr is not None:
-                    attrs[A.LR] = lr
-                if trainer.fitness is not None:
-                    attrs[A.FITNESS] = float(trainer.fitness)
+                if describe is not None:
+                    attrs.update(describe())
                 epoch.set_attributes(attrs)
         except Exception:
             _log.warning("yolospan: could not describe the epoch", exc_info=True)
         finally:
-            epoch.end()
+            _end(epoch, error)
 
-    def on_train_batch_start(self, trainer: Any) -> None:
-        run = _run.get()
-        if run is None:
-            return
+    # --- steps ------------------------------------------------------------------------------------
+
+    def start_step(self, run: Run, epoch: int, lr: float | None = None) -> Step:
         index = run.next_step
         run.next_step += 1
         run.epoch_steps += 1
+        run.steps_since_optimizer += 1
         traced = index % run.trace_every == 0
         scope = ExitStack()
         root: trace.Span = trace.INVALID_SPAN
@@ -248,8 +221,7 @@ class TrainingTracer:
             if traced:
                 scope.enter_context(new_root())
                 scope.enter_context(span_attributes(rank_attributes()))
-                attrs: dict[str, AttributeValue] = {A.EPOCH: int(trainer.epoch), A.STEP: index}
-                lr = _lr(trainer)
+                attrs: dict[str, AttributeValue] = {A.EPOCH: epoch, A.STEP: index}
                 if lr is not None:
                     attrs[A.LR] = lr
                 root = scope.enter_context(span(A.SPAN_TRAIN_STEP, phase=A.PHASE_TRAIN, attributes=attrs))
@@ -258,67 +230,66 @@ class TrainingTracer:
                 scope.enter_context(_unsampled())
         except Exception:
             _log.warning("yolospan: could not start the step span", exc_info=True)
-        run.step = _Step(index, traced and root.is_recording(), scope, root, time.perf_counter())
+        run.step = Step(index, traced and root.is_recording(), scope, root, time.perf_counter())
+        return run.step
 
-    def on_train_batch_end(self, trainer: Any) -> None:
-        run = _run.get()
-        if run is None or run.step is None:
-            return
+    def end_step(
+        self, run: Run, *, items: Any = None, lr: float | None = None, error: BaseException | None = None
+    ) -> None:
+        """Close the current step, if any, and record its metrics (``items``: its loss items if unseen)."""
         step, run.step = run.step, None
+        if step is None:
+            return
         try:
-            self._backward(step)
+            if step.optimizer is not None:
+                _close(step.optimizer, error)
+                step.optimizer = None
+            if error is None:
+                self.backward(step)
             if step.losses is None:
-                step.losses = Losses.of(trainer.loss_items)
+                loss_items = items if items is not None else step.loss_items
+                if loss_items is not None:
+                    step.losses = Losses.of(loss_items, self.loss_names)
         finally:
-            _close(step.scope, None)
+            _close(step.scope, error)
+        if error is not None:
+            return
         try:
             run.metrics.record_step(
                 duration_s=time.perf_counter() - step.start,
                 images=step.images,
                 losses=step.losses,
-                lr=_lr(trainer),
+                lr=lr if lr is not None else optimizer_lr(run.optimizer),
             )
         except Exception:
             _log.warning("yolospan: could not record the step's metrics", exc_info=True)
 
-    # --- wrappers ---------------------------------------------------------------------------------
+    def describe_batch(self, step: Step, images: int, attrs: Mapping[str, AttributeValue]) -> None:
+        step.images = images
+        if step.traced:
+            step.root.set_attributes(attrs)
 
-    def loss(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """``BaseModel.loss(batch, preds=None)`` in a step: the network's forward, then ``loss`` alone."""
-        run = _run.get()
-        step = run.step if run is not None else None
-        if step is None:
-            return wrapped(*args, **kwargs)
-        batch: Any = args[0] if args else kwargs.get("batch")
-        preds = args[1] if len(args) > 1 else kwargs.get("preds")
-        self._describe_batch(step, batch)
+    def loss(self, step: Step, call: Wrapped) -> Any:
+        """Upstream's criterion, ``call()`` returning ``(loss, loss_items)``, as the step's ``loss`` span."""
         if not step.traced:
-            return wrapped(*args, **kwargs)
-        if preds is None:  # what upstream's loss does first, outside the loss span
-            preds = instance.forward(batch["img"])
-        with span(A.SPAN_LOSS) as current:
-            result = wrapped(batch, preds)
-            step.loss_end_ns = time.time_ns()
+            result = call()
             try:
-                step.losses = Losses.of(result[1])
+                step.loss_items = result[1]
+            except Exception:
+                _log.debug("yolospan: unexpected loss result", exc_info=True)
+            return result
+        with span(A.SPAN_LOSS) as current:
+            result = call()
+            try:
+                step.losses = Losses.of(result[1], self.loss_names)
                 if step.losses is not None and current.is_recording():
                     current.set_attributes(step.losses.attributes())
             except Exception:
                 _log.debug("yolospan: unexpected loss result", exc_info=True)
+        step.loss_end_ns = time.time_ns()  # the backward span starts where the loss span ended
         return result
 
-    def _describe_batch(self, step: _Step, batch: Any) -> None:
-        try:
-            images = batch["img"]
-            step.images = int(images.shape[0])
-            if step.traced:
-                step.root.set_attributes(
-                    {A.BATCH_SHAPE: list(images.shape), A.BATCH_TARGETS: int(batch["cls"].shape[0])}
-                )
-        except Exception:
-            _log.debug("yolospan: unexpected batch", exc_info=True)
-
-    def _backward(self, step: _Step) -> None:
+    def backward(self, step: Step) -> None:
         """The backward span, from the loss's end to now (upstream's backward is an inline call)."""
         if step.backward_done or not step.traced or step.loss_end_ns is None:
             return
@@ -329,66 +300,33 @@ class TrainingTracer:
         except Exception:
             _log.warning("yolospan: could not record the backward span", exc_info=True)
 
-    def optimizer_step(
-        self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        run = _run.get()
-        step = run.step if run is not None else None
+    @contextmanager
+    def optimizer_step(self, run: Run) -> Iterator[trace.Span]:
+        """The ``optimizer_step`` span of the current step (a non-recording span outside a traced one)."""
+        run.steps_since_optimizer = 0
+        step = run.step
         if step is None or not step.traced:
-            return wrapped(*args, **kwargs)
-        self._backward(step)
-        scaler = getattr(instance, "scaler", None)
-        enabled = scaler is not None and scaler.is_enabled()
+            yield trace.INVALID_SPAN
+            return
+        self.backward(step)
         with span(A.SPAN_OPTIMIZER_STEP) as current:
-            before = float(scaler.get_scale()) if enabled and scaler is not None else None
-            result = wrapped(*args, **kwargs)
-            if current.is_recording():
-                attrs: dict[str, AttributeValue] = {}
-                accumulate = getattr(instance, "accumulate", None)
-                if isinstance(accumulate, int):
-                    attrs[A.ACCUMULATE] = accumulate
-                if before is not None and scaler is not None:
-                    after = float(scaler.get_scale())
-                    attrs[A.SCALER_SCALE] = after
-                    attrs[A.SCALER_SKIPPED] = after < before
-                current.set_attributes(attrs)
-        return result
+            yield current
 
-    def validate(self, wrapped: Wrapped, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """``BaseTrainer.validate``: one ``val`` trace; the EMA model it runs is traced meanwhile."""
-        run = _run.get()
-        if run is None:
-            return wrapped(*args, **kwargs)
-        ema = getattr(getattr(instance, "ema", None), "ema", None)
-        model = ema if ema is not None else getattr(instance, "model", None)
-        attrs: Mapping[str, AttributeValue] = {
-            A.EPOCH: int(getattr(instance, "epoch", 0)),
-            **rank_attributes(),
-        }
-        with new_root(), span(A.PHASE_VAL, phase=A.PHASE_VAL, module=model, attributes=attrs) as current:
-            result = wrapped(*args, **kwargs)
-            if current.is_recording():
-                try:
-                    current.set_attributes(_val_attributes(instance, result))
-                except Exception:
-                    _log.warning("yolospan: could not describe the validation", exc_info=True)
-        return result
+    # --- validation -------------------------------------------------------------------------------
 
-
-def _val_attributes(trainer: Any, result: Any) -> dict[str, AttributeValue]:
-    attrs: dict[str, AttributeValue] = {}
-    metrics_, fitness = result if isinstance(result, tuple) and len(result) == 2 else (None, None)
-    if isinstance(metrics_, Mapping):
-        for name in _LOSS_NAMES:
-            value = metrics_.get(f"val/{name}_loss")
-            if value is not None:
-                attrs[_LOSS_KEYS[name]] = float(value)
-    if fitness is not None:
-        attrs[A.FITNESS] = float(fitness)
-    seen = getattr(getattr(trainer, "validator", None), "seen", None)
-    if isinstance(seen, int):
-        attrs[A.VAL_IMAGES] = seen
-    return attrs
+    @contextmanager
+    def validation(self, model: Any, attrs: Mapping[str, AttributeValue]) -> Iterator[trace.Span]:
+        """One ``val`` trace; ``model`` (the EMA copy upstream validates) is traced meanwhile."""
+        with (
+            new_root(),
+            span(
+                A.PHASE_VAL,
+                phase=A.PHASE_VAL,
+                module=model,
+                attributes={**attrs, **rank_attributes()},
+            ) as current,
+        ):
+            yield current
 
 
 @contextmanager

@@ -6,8 +6,9 @@
 
 or, with nothing in the code, ``opentelemetry-instrument yolo train model=yolov8n.yaml ...``.
 Model creation, forwards and layers are traced as for ``yolov5`` (see `_model`); a training adds
-``train_step``, ``epoch`` and ``val`` traces and the step metrics (see `_training`). The package is
-AGPL-3.0: it is imported only when this instrumentor is applied, never by yolospan itself.
+``train_step``, ``epoch`` and ``val`` traces and the step metrics (see `_ultralytics_training`).
+The package is AGPL-3.0: it is imported only when this instrumentor is applied, never by yolospan
+itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from yolospan.instrumentation._base import UpstreamInstrumentor
 from yolospan.instrumentation._model import ModelTracer, amp_verdict, install_layers
 from yolospan.instrumentation._patch import Patches
 from yolospan.instrumentation._training import TrainingTracer
+from yolospan.instrumentation._ultralytics_training import LOSS_NAMES, UltralyticsTraining
 
 __all__ = ["SUPPORTED", "UltralyticsInstrumentor"]
 
@@ -36,7 +38,7 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
 
     _imgsz_parameter = "imgsz"
     _info_parameters = ("detailed", "verbose", "imgsz")
-    training: TrainingTracer | None = None
+    training: UltralyticsTraining | None = None
     """The training wrappers and callbacks while instrumented (the bench drives them directly)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -54,7 +56,8 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
         patches.wrap(_TASKS, "BaseModel.info", tracer.info)
         patches.wrap(_TASKS, "BaseModel.fuse", tracer.fuse)
         patches.wrap("ultralytics.utils.checks", "check_amp", _check_amp(tracer), imported_by=(_TRAINER,))
-        training = self.training = TrainingTracer(tracer, trace_every, meter_provider)
+        engine = TrainingTracer(tracer, trace_every, meter_provider, LOSS_NAMES)
+        training = self.training = UltralyticsTraining(engine)
         patches.wrap(_TASKS, "BaseModel.loss", training.loss)
         patches.wrap(_TRAINER, "BaseTrainer.train", training.train)
         patches.wrap(_TRAINER, "BaseTrainer._do_train", training.do_train)
