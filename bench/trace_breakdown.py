@@ -24,11 +24,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import yolospan
 from trace_overhead import DropExporter
-from yolospan.tracing import _clock, _instrument, get_tracer
+from yolospan.tracing import _clock, _fast_spans, _instrument, get_tracer
 
 PARTS: list[tuple[Any, str, str]] = [
     (_instrument.Instrumentation, "_open", "open (before the forward)"),
     (sdk_trace.Tracer, "start_span", "  Tracer.start_span"),
+    (_fast_spans.Emitter, "start", "  span start (SDK span, no tracer API)"),
+    (_instrument, "snapshot", "  context read (tracer, phase, attributes)"),
     (_instrument.Instrumentation, "_describe", "  input attributes (cached per signature)"),
     (_instrument.Instrumentation, "_close", "close (after the forward)"),
     (_instrument.Instrumentation, "_complete", "  output attributes and FLOPs"),

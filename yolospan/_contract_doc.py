@@ -30,7 +30,7 @@ started and ended, as children of the forward span (or of an enclosing layer's s
 OpenTelemetry SDK's own `TracerProvider` they are handed finished to its span processors'
 `on_end`, so a span processor's `on_start` sees forward and phase spans but not layer spans; every
 exporter, processor and file reader receives the same span content either way (see
-[performance.md](performance.md#layer-spans-without-the-tracer-api)).
+[performance.md](performance.md#spans-without-the-tracer-api)).
 """
 
 
