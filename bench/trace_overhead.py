@@ -139,6 +139,11 @@ class HookClock:
     def add(self, seconds: float) -> None:
         self.seconds[self.variant] = self.seconds.get(self.variant, 0.0) + seconds
 
+    def remove(self) -> None:
+        """Put yolospan's frame code back as it was, for measurements that follow."""
+        cls = _instrument.Instrumentation
+        cls._open, cls._close = self._open, self._close  # type: ignore[method-assign]
+
 
 class GenericLoop(nn.Module):
     """The YOLO model's layers and loop in a plain module: not a LayeredModule, not a ClockedModule."""
@@ -161,11 +166,12 @@ class GenericLoop(nn.Module):
 
 
 class Copy:
-    """One deep copy of the model, its generic twin, and its current variant's handle."""
+    """One deep copy of the model, its generic twin (yolospan's models only), and its current
+    variant's handle."""
 
-    def __init__(self, base: nn.Module) -> None:
+    def __init__(self, base: nn.Module, *, generic: bool = True) -> None:
         self.model = copy.deepcopy(base)
-        self.generic = GenericLoop(self.model)
+        self.generic = GenericLoop(self.model) if generic else None
         self.handle: yolospan.Instrumentation | None = None
 
     def switch(self, variant: str, provider: TracerProvider) -> nn.Module:
@@ -178,6 +184,8 @@ class Copy:
         elif variant == "layers=True":
             self.handle = yolospan.instrument(self.model, layers=True, tracer_provider=provider)
         elif variant == "hook path":
+            if self.generic is None:
+                raise ValueError("this copy has no generic twin for the hook path")
             self.handle = yolospan.instrument(self.generic, layers=True, tracer_provider=provider)
             return self.generic
         elif variant == "removed":
@@ -222,28 +230,31 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 def run_square(
-    copies: list[Copy],
+    copies: Sequence[Copy],
     x: torch.Tensor,
     rounds: int,
     dtype: torch.dtype | None,
     clock: HookClock,
     deadline: float = float("inf"),
+    variants: Sequence[str] = VARIANTS,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
-    """One Latin square over ``copies``: wall and device seconds per variant in round order (index r
-    is round r for every variant), and the spans made. Past ``deadline`` (``time.monotonic()``),
-    stops after the next whole square."""
+    """One Latin square over ``copies`` (one per variant, ``variants[0]`` the untraced one): wall and
+    device seconds per variant in round order (index r is round r for every variant), and the spans
+    made. Past ``deadline`` (``time.monotonic()``), stops after the next whole square."""
+    if len(copies) != len(variants):
+        raise ValueError(f"a Latin square needs one copy per variant: {len(copies)} for {len(variants)}")
     provider, exporter = dropping_provider()
-    wall: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    device: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    device: dict[str, list[float]] = {name: [] for name in variants}
     timer = Timer(x.device)
     with torch.inference_mode(), autocast(x.device, dtype):
         for each in copies:
             each.model(x)  # warm the allocator and kernels at this shape and precision
         for r in range(rounds):
-            if r and r % len(VARIANTS) == 0 and time.monotonic() > deadline:
+            if r and r % len(variants) == 0 and time.monotonic() > deadline:
                 break
             for c, each in enumerate(copies):
-                variant = VARIANTS[(c + r) % len(VARIANTS)]
+                variant = variants[(c + r) % len(variants)]
                 model = each.switch(variant, provider)
                 clock.variant = ""
                 model(x)  # untimed: refills the per-signature cache after the switch
@@ -254,7 +265,7 @@ def run_square(
                 if on_device is not None:
                     device[variant].append(on_device)
         for each in copies:
-            each.switch("untraced", provider)
+            each.switch(variants[0], provider)
     flush_device_time()
     provider.shutdown()
     return wall, device, exporter.count
@@ -399,8 +410,8 @@ def paired(samples: dict[str, list[float]], name: str) -> tuple[float, float]:
 def table(
     title: str, wall: dict[str, list[float]], device: dict[str, list[float]], in_yolospan: dict[str, float]
 ) -> None:
-    """Prints one table (see the module's docstring for the columns); ``in_yolospan``: seconds in
-    yolospan's frame code over all the timed forwards, per variant."""
+    """Prints one table (see the module's docstring for the columns), a row per variant of ``wall``;
+    ``in_yolospan``: seconds in yolospan's frame code over all the timed forwards, per variant."""
     base_median = statistics.median(wall["untraced"])
     on_device = bool(device["untraced"])
     print(title)
@@ -409,7 +420,7 @@ def table(
     if on_device:
         header += f" {'device ms':>10} {'ratio(device)':>14}"
     print(header)
-    for name in VARIANTS:
+    for name in wall:
         ratio, diff = paired(wall, name)
         spent = in_yolospan.get(name, 0.0) / len(wall[name])
         line = (
@@ -422,13 +433,20 @@ def table(
         print(line)
 
 
-def differences(title: str, small: dict[str, list[float]], base_median: float) -> None:
-    """Prints the ``--diff-imgsz`` rows: each variant's median paired difference from untraced (ms)
-    and 1 + that difference over ``base_median`` (the table's untraced median, seconds)."""
-    print(title)
-    for name in VARIANTS[1:]:
-        _, diff = paired(small, name)
-        print(f"{name:<12} {diff * 1e3:>10.3f} {1 + diff / base_median:>13.4f}")
+def differences(small: dict[str, list[float]], small_x: torch.Tensor, base_median: float, imgsz: int) -> None:
+    """Prints the ``--diff-imgsz`` rows: each traced variant's median paired difference from untraced
+    (ms) at ``small_x``'s size and 1 + that difference over ``base_median`` (seconds: the table's
+    untraced median, at ``imgsz``)."""
+    batch, _, height, width = small_x.shape
+    print(
+        f"at {batch}x3x{height}x{width}, {len(small['untraced'])} rounds: "
+        f"median paired difference from untraced ({statistics.median(small['untraced']) * 1e3:.2f} ms), "
+        f"and 1 + difference / untraced median at {imgsz} ({base_median * 1e3:.2f} ms)"
+    )
+    for name in small:
+        if name != "untraced":
+            _, diff = paired(small, name)
+            print(f"{name:<12} {diff * 1e3:>10.3f} {1 + diff / base_median:>13.4f}")
 
 
 def main() -> None:
@@ -510,14 +528,7 @@ def main() -> None:
             small, _, _ = run_square(
                 copies, small_x, small_rounds, dtype, clock, started + share * (index + 1)
             )
-            small_median = statistics.median(small["untraced"])
-            differences(
-                f"at {batch}x3x{args.diff_imgsz}x{args.diff_imgsz}, {len(small['untraced'])} rounds: "
-                f"median paired difference from untraced ({small_median * 1e3:.2f} ms), "
-                f"and 1 + difference / untraced median at {args.imgsz} ({base_median * 1e3:.2f} ms)",
-                small,
-                base_median,
-            )
+            differences(small, small_x, base_median, args.imgsz)
         if first is None:
             first = (x, precision, base_median)
 
