@@ -2,12 +2,12 @@
 
 yolospan does not use torch's forward hooks for this. It sets the module's
 ``_compiled_call_impl``, the per-instance slot through which ``nn.Module.__call__`` runs a
-module compiled in place (`_Traced`): the call runs inside yolospan's own ``try`` block, so
+module compiled in place (`CallSlot`): the call runs inside yolospan's own ``try`` block, so
 whatever the forward raises, ``KeyboardInterrupt`` included, ends the span with ERROR and the
 exception, restores the OpenTelemetry context and passes through untouched; a forward that
 returns is never marked ERROR, whatever exception the caller may be handling. torch leaves that
 slot out of pickles and deep copies, so a copy of an instrumented module is a plain module, and
-TorchScript ignores it. While torch compiles, scripts or traces (`_stepping_aside`) yolospan
+TorchScript ignores it. While torch compiles, scripts or traces (`stepping_aside`) yolospan
 only calls through: no span, no attribute, no FLOPs inside a graph.
 
 Attributes are computed only for recording spans, once per call signature (see `_Call`); FLOPs
@@ -35,7 +35,6 @@ The traced thread never waits for the GPU; readers call ``flush_device_time`` fi
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import weakref
@@ -44,7 +43,6 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, runtime_checkable
 
-import torch
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -55,6 +53,12 @@ from torch.utils.hooks import RemovableHandle
 from yolospan import attributes as A
 from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _timing, _torch_flops
 from yolospan.tracing._context import snapshot
+from yolospan.tracing._slot import (
+    CallSlot,
+    let_torchscript_skip_the_slot,
+    stepping_aside,
+    unlink,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -122,7 +126,7 @@ class _Frame:
         "tracer",
     )
 
-    def __init__(self, module: nn.Module, target: _Traced) -> None:
+    def __init__(self, module: nn.Module, target: CallSlot) -> None:
         self.module = module
         self.target = target
         self.name = target.name
@@ -172,90 +176,6 @@ _registry: weakref.WeakKeyDictionary[nn.Module, weakref.ref[Instrumentation]] = 
 instrumentation alive, and nothing global keeps the module alive."""
 
 
-def _stepping_aside() -> bool:
-    """True while torch compiles (dynamo) or traces (``torch.jit.trace``) the call.
-
-    (TorchScript never runs this: ``torch.jit.script`` ignores the slot yolospan uses.)
-    """
-    return torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None
-
-
-class _Traced:
-    """A module's ``_compiled_call_impl`` while it is instrumented: runs its call inside yolospan's frame.
-
-    Holds the module weakly and caches its call signatures. torch drops the slot from pickles
-    and deep copies; a DataParallel replica, which shares the slot, is called through untraced.
-    A module instrumented twice (as a layer and on its own) chains the two through ``previous``.
-    """
-
-    __slots__ = ("calls", "counts", "instrumentation", "layer", "module", "name", "previous", "static")
-
-    def __init__(
-        self,
-        instrumentation: Instrumentation,
-        module: nn.Module,
-        name: str,
-        static: _attrs.Attributes,
-        *,
-        layer: bool,
-    ) -> None:
-        self.instrumentation = instrumentation
-        self.module = weakref.ref(module)
-        self.name = name
-        self.static = static
-        self.layer = layer
-        self.previous: Any = module.__dict__.get("_compiled_call_impl")  # a module compiled in place
-        self.calls: dict[tuple[Any, ...], _Call] = {}
-        # A compiled call runs its layers inside a graph, where no counting hook fires: such a
-        # call has no FLOPs rather than a wrong count.
-        self.counts = not _is_compiled(module) and (
-            self.previous is None or isinstance(self.previous, _Traced)
-        )
-
-    def call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The module's own call: what ran before yolospan took the slot, else ``_call_impl``."""
-        previous = self.previous
-        if previous is None:
-            return module._call_impl(*args, **kwargs)  # type: ignore[no-untyped-call]
-        if isinstance(previous, _Traced):  # another instrumentation of the same module
-            if _stepping_aside():
-                return previous.call(module, args, kwargs)
-            return previous.enter(module, args, kwargs)
-        return previous(*args, **kwargs)
-
-    def enter(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Trace the call if ``module`` is this slot's own module (not a replica sharing it)."""
-        if module is not self.module():
-            return self.call(module, args, kwargs)
-        return self.instrumentation._run(self, module, args, kwargs)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _stepping_aside():  # dynamo traces through this; torch.jit.trace records only ops
-            return self.call(self.module(), args, kwargs)  # type: ignore[arg-type]
-        # nn.Module.__call__ passes no self: read it from its frame, since a DataParallel replica
-        # shares this slot with the original module.
-        caller = sys._getframe(1).f_locals.get("self")
-        return self.enter(caller if isinstance(caller, nn.Module) else self.module(), args, kwargs)  # type: ignore[arg-type]
-
-
-def _is_compiled(module: nn.Module) -> bool:
-    """``torch.compile(model)``'s wrapper (dynamo is imported by then, or it cannot exist)."""
-    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
-    return eval_frame is not None and isinstance(module, eval_frame.OptimizedModule)
-
-
-def _let_torchscript_skip_the_slot() -> None:
-    """TorchScript types every instance attribute; ``_compiled_call_impl``'s class annotation
-    (``Callable | None``) is not one it can resolve, so ``torch.jit.script`` of any module with
-    that slot set fails (``module.compile()`` too). Add the slot to the attributes TorchScript
-    already skips, beside the hook dictionaries: it is never part of a scripted module."""
-    from torch.jit import _recursive
-
-    ignored: list[str] = _recursive.ignored_attributes
-    if "_compiled_call_impl" not in ignored:
-        ignored.append("_compiled_call_impl")
-
-
 class Instrumentation:
     """Handle returned by `instrument`; `remove` (or leaving a ``with`` block) takes it off again."""
 
@@ -272,11 +192,11 @@ class Instrumentation:
         self._count_torch = _torch_flops.wanted(flops)  # also FlopCounterMode's count (issue 13)
         self._provider = tracer_provider
         self._local = threading.local()
-        self._targets: list[_Traced] = []
+        self._targets: list[CallSlot] = []
         # A model that times its own layers (`ClockedModule`): its layers' slots stay untouched.
-        self._clocked: list[_Traced] | None = [] if layers and _times_its_layers(module) else None
+        self._clocked: list[CallSlot] | None = [] if layers and _times_its_layers(module) else None
         self._clocked_index: dict[int, int] = {}
-        _let_torchscript_skip_the_slot()
+        let_torchscript_skip_the_slot()
         self._attach(module, A.SPAN_FORWARD, {}, layer=False)
         if layers:
             for layer in layers_of(module):
@@ -304,7 +224,7 @@ class Instrumentation:
         for target in self._targets:
             module = target.module()
             if module is not None:
-                _unlink(module, target)
+                unlink(module, target)
             target.calls = {}
         self._targets.clear()
         if _registered(self.module) is self:
@@ -330,14 +250,14 @@ class Instrumentation:
 
     def _attach(self, module: nn.Module, name: str, static: _attrs.Attributes, *, layer: bool) -> None:
         if self._clocked is not None and layer:  # never in the slot: `_describe_layer` calls it
-            target = _Traced(self, module, name, static, layer=True)
+            target = CallSlot(self, module, name, static, layer=True)
             self._clocked_index[id(target)] = len(self._clocked)
             self._clocked.append(target)
             self._targets.append(target)
             return
         if any(target.module() is module for target in self._targets):
             return  # a module listed twice (shared by two layers): traced once
-        target = _Traced(self, module, name, static, layer=layer)
+        target = CallSlot(self, module, name, static, layer=layer)
         module.__dict__["_compiled_call_impl"] = target
         self._targets.append(target)
 
@@ -347,7 +267,7 @@ class Instrumentation:
             stack = self._local.stack = []
         return stack
 
-    def _run(self, target: _Traced, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _run(self, target: CallSlot, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One traced call: open its frame, run it, close the frame however the call ended."""
         stack = self._stack()
         depth = len(stack)
@@ -363,7 +283,7 @@ class Instrumentation:
         return output
 
     def _open(
-        self, target: _Traced, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, target: CallSlot, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         stack = self._stack()
         if target.layer and stack:
@@ -600,22 +520,6 @@ class Instrumentation:
         root.pending = []
 
 
-def _unlink(module: nn.Module, target: _Traced) -> None:
-    """Take ``target`` out of ``module``'s slot, or out of the chain of instrumentations in it."""
-    slot = module.__dict__.get("_compiled_call_impl")
-    if slot is target:
-        if target.previous is None:
-            del module.__dict__["_compiled_call_impl"]
-        else:
-            module.__dict__["_compiled_call_impl"] = target.previous
-        return
-    while isinstance(slot, _Traced):
-        if slot.previous is target:
-            slot.previous = target.previous
-            return
-        slot = slot.previous
-
-
 def _times_its_layers(module: nn.Module) -> bool:
     return isinstance(module, _clock.ClockedModule) and module.clocks_its_layers() is True
 
@@ -626,7 +530,7 @@ def layer_clock(module: nn.Module) -> _clock.LayerClock | None:
     Not None only while yolospan records this forward of ``module`` with ``layers=True`` (a
     forward that is not traced, not sampled, or compiled runs its layers with nothing around them).
     """
-    if _stepping_aside():
+    if stepping_aside():
         return None
     ref = _registry.get(module)
     instrumentation = None if ref is None else ref()
