@@ -287,6 +287,32 @@ class ModelTracer:
                 _amp.reset(token)
                 upstream_log.removeHandler(capture)
 
+    def check_amp(self, logger: str) -> Callable[..., Any]:
+        """A wrapper for upstream's ``check_amp(model, ...)``: the ``amp_check`` phase around it,
+        with the verdict it reached (`amp_verdict`) from what ``logger`` said."""
+
+        def wrapper(
+            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            model: Any = args[0] if args else kwargs.get("model")
+            device = _device_type(model)
+            with self.amp_check(model, logger) as (current, capture):
+                result = wrapped(*args, **kwargs)
+                if current.is_recording():
+                    current.set_attributes(amp_verdict(result, device, capture.messages))
+            return result
+
+        return wrapper
+
+    def wrap_models(self, patches: Any, module: str, *, forward: str) -> None:
+        """Wrap a package's model lifecycle in ``module``: ``DetectionModel.__init__`` (the
+        ``model.init`` phases), ``forward`` (the method its models' calls go through),
+        ``BaseModel.info`` (``info_profile``) and ``BaseModel.fuse`` (``fuse``)."""
+        patches.wrap(module, "DetectionModel.__init__", self.init)
+        patches.wrap(module, forward, self.forward)
+        patches.wrap(module, "BaseModel.info", self.info)
+        patches.wrap(module, "BaseModel.fuse", self.fuse)
+
     def amp_model(self, model: object) -> None:
         """A copy the AMP check runs: traced until the check ends."""
         state = _amp.get()
@@ -345,6 +371,13 @@ def _profile(
     except Exception:
         _log.debug("yolospan: thop.profile returned something unexpected", exc_info=True)
     return result
+
+
+def _device_type(model: Any) -> str:
+    try:
+        return str(next(model.parameters()).device.type)
+    except Exception:
+        return "unknown"
 
 
 def install_layers(patches: Any, model_class: type) -> None:

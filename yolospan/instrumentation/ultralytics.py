@@ -13,13 +13,12 @@ itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import Any
+from collections.abc import Collection
 
 from opentelemetry import metrics
 
 from yolospan.instrumentation._base import UpstreamInstrumentor
-from yolospan.instrumentation._model import ModelTracer, amp_verdict, install_layers
+from yolospan.instrumentation._model import ModelTracer, install_layers
 from yolospan.instrumentation._patch import Patches
 from yolospan.instrumentation._training import TrainingTracer
 from yolospan.instrumentation._ultralytics_training import LOSS_NAMES, UltralyticsTraining
@@ -51,11 +50,10 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
         trace_every: int,
         meter_provider: metrics.MeterProvider | None,
     ) -> None:
-        patches.wrap(_TASKS, "DetectionModel.__init__", tracer.init)
-        patches.wrap(_TASKS, "BaseModel.forward", tracer.forward)
-        patches.wrap(_TASKS, "BaseModel.info", tracer.info)
-        patches.wrap(_TASKS, "BaseModel.fuse", tracer.fuse)
-        patches.wrap("ultralytics.utils.checks", "check_amp", _check_amp(tracer), imported_by=(_TRAINER,))
+        tracer.wrap_models(patches, _TASKS, forward="BaseModel.forward")
+        patches.wrap(
+            "ultralytics.utils.checks", "check_amp", tracer.check_amp("ultralytics"), imported_by=(_TRAINER,)
+        )
         engine = TrainingTracer(tracer, trace_every, meter_provider, LOSS_NAMES)
         training = self.training = UltralyticsTraining(engine)
         patches.wrap(_TASKS, "BaseModel.loss", training.loss)
@@ -66,21 +64,3 @@ class UltralyticsInstrumentor(UpstreamInstrumentor):
         from ultralytics.nn import tasks  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         install_layers(patches, tasks.BaseModel)
-
-
-def _check_amp(tracer: ModelTracer) -> Callable[..., Any]:
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        model: Any = args[0] if args else kwargs.get("model")
-        try:
-            device = str(next(model.parameters()).device.type)
-        except Exception:
-            device = "unknown"
-        with tracer.amp_check(model, "ultralytics") as (current, capture):
-            result = wrapped(*args, **kwargs)
-            if current.is_recording():
-                current.set_attributes(amp_verdict(result, device, capture.messages))
-        return result
-
-    return wrapper

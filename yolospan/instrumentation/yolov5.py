@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import metrics
 
 from yolospan.instrumentation._base import UpstreamInstrumentor
-from yolospan.instrumentation._model import ModelTracer, amp_verdict, install_layers
+from yolospan.instrumentation._model import ModelTracer, install_layers
 from yolospan.instrumentation._patch import Patches
 from yolospan.instrumentation._training import TrainingTracer
 from yolospan.instrumentation._yolov5_training import LOSS_NAMES, YOLOv5Training
@@ -54,11 +54,10 @@ class YOLOv5Instrumentor(UpstreamInstrumentor):
         trace_every: int,
         meter_provider: metrics.MeterProvider | None,
     ) -> None:
-        patches.wrap(_MODELS, "DetectionModel.__init__", tracer.init)
-        patches.wrap(_MODELS, "DetectionModel.forward", tracer.forward)
-        patches.wrap(_MODELS, "BaseModel.info", tracer.info)
-        patches.wrap(_MODELS, "BaseModel.fuse", tracer.fuse)
-        patches.wrap("yolov5.utils.general", "check_amp", _check_amp(tracer), imported_by=_TRAIN_SCRIPTS)
+        tracer.wrap_models(patches, _MODELS, forward="DetectionModel.forward")
+        patches.wrap(
+            "yolov5.utils.general", "check_amp", tracer.check_amp("yolov5"), imported_by=_TRAIN_SCRIPTS
+        )
         patches.wrap("yolov5.models.common", "AutoShape.__init__", _autoshape(tracer))
         from yolov5.models import yolo  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
@@ -82,21 +81,6 @@ class YOLOv5Instrumentor(UpstreamInstrumentor):
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-def _check_amp(tracer: ModelTracer) -> Wrapper:
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        model: Any = args[0] if args else kwargs.get("model")
-        device = _device_type(model)
-        with tracer.amp_check(model, "yolov5") as (current, capture):
-            result = wrapped(*args, **kwargs)
-            if current.is_recording():
-                current.set_attributes(amp_verdict(result, device, capture.messages))
-        return result
-
-    return wrapper
-
-
 def _autoshape(tracer: ModelTracer) -> Wrapper:
     """check_amp wraps a copy of the model in AutoShape: trace that copy's two forwards."""
 
@@ -107,10 +91,3 @@ def _autoshape(tracer: ModelTracer) -> Wrapper:
         return wrapped(*args, **kwargs)
 
     return wrapper
-
-
-def _device_type(model: Any) -> str:
-    try:
-        return str(next(model.parameters()).device.type)
-    except Exception:
-        return "unknown"
