@@ -137,7 +137,7 @@ class Emitter:
         try:
             maxlen = bounded.maxlen
             own = bounded._dict
-            if (maxlen is not None and len(own) + len(measured) > maxlen) or any(k in own for k in measured):
+            if not _appendable(own, measured, maxlen):
                 return None
             # What `__init__` would leave, without validating again (the lock is only taken by copies)
             copy = object.__new__(self._bounded)
@@ -326,10 +326,7 @@ def set_attributes(
                 validated = type(own)(maxlen, attrs, immutable=True, max_value_len=max_value_len)
                 cached = _validated[key] = (maxlen, max_value_len, dict(attrs), validated)
             values = cached[3]._dict
-            if measured and (
-                (maxlen is not None and len(values) + len(measured) > maxlen)
-                or any(k in values for k in measured)
-            ):
+            if measured and not _appendable(values, measured, maxlen):
                 return False
             own._dict.update(values)
             own._dict.update(measured)
@@ -338,6 +335,14 @@ def set_attributes(
         _log.debug("yolospan: no fast attribute path for this SDK", exc_info=True)
         return False
     return True
+
+
+def _appendable(validated: Mapping[str, Any], measured: Mapping[str, Any], maxlen: int | None) -> bool:
+    """Whether adding ``measured`` to attributes already ``validated`` gives what the SDK's own
+    validation of both would: no limit reached (it would evict the oldest), no key replaced."""
+    if maxlen is not None and len(validated) + len(measured) > maxlen:
+        return False
+    return not any(key in validated for key in measured)
 
 
 _emitters: weakref.WeakKeyDictionary[Any, Emitter | None] = weakref.WeakKeyDictionary()

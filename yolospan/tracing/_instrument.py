@@ -469,12 +469,13 @@ class Instrumentation:
         attrs[A.FLOPS] = frame.flops
         if (frame.root or frame).clock is None:  # the CPU: the wall clock measures the work
             call = frame.call
-            if call is None:
-                frame.measured = _timing.wall_attributes(attrs, frame.start_ns, frame.end_ns)
-                return
-            if call.peak is _UNKNOWN:  # the same for every call of the signature
-                call.peak = _timing.peak(attrs)
-            frame.measured = _timing.wall_rates(frame.flops, frame.start_ns, frame.end_ns, call.peak)
+            if call is None:  # not described (logged): nothing to keep the peak with
+                peak = _timing.peak(attrs)
+            else:
+                if call.peak is _UNKNOWN:  # the same for every call of the signature
+                    call.peak = _timing.peak(attrs)
+                peak = call.peak
+            frame.measured = _timing.wall_rates(frame.flops, frame.start_ns, frame.end_ns, peak)
 
     def _clocked_layers(self, root: _Frame) -> None:
         """A clocked model's forward: learn its signature's layers, or emit them from the clock."""

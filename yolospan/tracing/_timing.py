@@ -2,9 +2,10 @@
 
 The tracer (`yolospan.tracing._instrument`) calls these at two points only: when a recorded
 forward starts (`clock_for`: a device clock for a CUDA forward, None elsewhere) and when it
-ends, either at once with the wall-clock time (`wall_attributes`, on the CPU) or later on the
-resolver's worker with the device time (`device_attributes`). The attributes are added to the
-span's; nothing here creates or ends spans.
+ends, either at once with the wall-clock time (`wall_rates`, on the CPU, with the device's
+`peak` looked up once per call signature) or later on the resolver's worker with the device
+time (`device_attributes`). The tracer keeps these measured numbers beside the span's
+attributes; nothing here creates or ends spans.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ __all__ = [
     "mark",
     "peak",
     "resolver",
-    "wall_attributes",
     "wall_rates",
 ]
 
@@ -61,20 +61,13 @@ def flush(timeout_s: float | None = None) -> bool:
     return resolver().flush(timeout_s)
 
 
-def wall_attributes(
-    attrs: Mapping[str, AttributeValue], start_ns: int, end_ns: int
-) -> dict[str, AttributeValue]:
-    """Achieved FLOP/s of a call timed by the wall clock (the CPU: the clock measures the work)."""
-    return span_rate_attributes(attrs, (end_ns - start_ns) / 1e9)
-
-
 def peak(attrs: Mapping[str, AttributeValue]) -> float | None:
     """The peak FLOP/s of the device a call described by ``attrs`` ran on (constant per call signature)."""
     return span_peak(attrs)
 
 
 def wall_rates(flops: int, start_ns: int, end_ns: int, peak: float | None) -> dict[str, AttributeValue]:
-    """`wall_attributes` for a call whose FLOPs and device peak are known already."""
+    """Achieved FLOP/s of a call timed by the wall clock (the CPU: the clock measures the work)."""
     return rate_attributes(flops, (end_ns - start_ns) / 1e9, peak)
 
 
