@@ -13,11 +13,11 @@ round favours a variant:
   through yolospan's call slot as for any module;
 - removed: instrumented with ``layers=True``, then ``remove()``.
 
-After each switch one untimed forward refills the per-signature caches, so the timed forward is
-the steady state of a long job. The garbage collector is frozen after imports. Spans go through
-a BatchSpanProcessor to an exporter that drops them, which isolates yolospan's own cost from any
-backend. ``--batch`` and ``--precision`` take several values: one square and one table per
-combination, in one process.
+After each switch two untimed forwards refill the per-signature caches (`WARMUP_FORWARDS`), so
+the timed forward is the steady state of a long job. The garbage collector is frozen after
+imports. Spans go through a BatchSpanProcessor to an exporter that drops them, which isolates
+yolospan's own cost from any backend. ``--batch`` and ``--precision`` take several values: one
+square and one table per combination, in one process.
 
 Columns of each table (medians over the rounds):
 
@@ -27,7 +27,9 @@ Columns of each table (medians over the rounds):
 - in yolospan ms: the time spent inside yolospan's frame code during the timed forwards (the
   traced call's open and close: span start and end, attributes, the layer spans) per forward,
   and ``1 + yolospan/median`` that time over the untraced median: the overhead without the noise
-  of the convolutions around it (on CUDA, the forward's own thread only);
+  of the convolutions around it (on CUDA, the forward's own thread only). Only the main
+  table's square runs with these timers: the differences below (``--diff-imgsz``), the judged
+  measure, are taken without them, as the timers cost time of their own;
 - on CUDA (``--device cuda``) every timed forward is synchronized before and after, outside the
   forward, so its wall time runs from the first launch to the GPU's completion; two CUDA events
   around it give the device time, in two more columns (its median, and over the untraced one).
@@ -97,6 +99,12 @@ PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 """``--precision`` choices: the autocast dtype of the forwards (None: plain float32)."""
 
 
+WARMUP_FORWARDS = 2
+"""After a switch: the first forward of a signature learns it (input attributes, FLOPs counted,
+a clocked model's layers described); the second settles what a later forward reuses (the
+attribute sets validated with ``thop.cached``), as in every forward of a long job after its first."""
+
+
 class DropExporter(SpanExporter):
     def __init__(self) -> None:
         self.count = 0
@@ -115,13 +123,18 @@ def dropping_provider() -> tuple[TracerProvider, DropExporter]:
 
 
 class HookClock:
-    """Accumulates the time spent in yolospan's frame code (a traced call's open and close), per variant."""
+    """Accumulates the time spent in yolospan's frame code (a traced call's open and close), per
+    variant, while installed (a ``with`` block): the timers cost time of their own, so the squares
+    whose differences are the judged measure run without them."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.variant = ""
         cls = _instrument.Instrumentation
         self._open, self._close = cls._open, cls._close
+
+    def __enter__(self) -> HookClock:
+        cls = _instrument.Instrumentation
         clock = self
 
         def timed_open(instr: _instrument.Instrumentation, *args: object) -> None:
@@ -135,12 +148,13 @@ class HookClock:
             clock.add(time.perf_counter() - start)
 
         cls._open, cls._close = timed_open, timed_close  # type: ignore[method-assign]
+        return self
 
     def add(self, seconds: float) -> None:
         self.seconds[self.variant] = self.seconds.get(self.variant, 0.0) + seconds
 
-    def remove(self) -> None:
-        """Put yolospan's frame code back as it was, for measurements that follow."""
+    def __exit__(self, *exc: object) -> None:
+        """Put yolospan's frame code back as it was."""
         cls = _instrument.Instrumentation
         cls._open, cls._close = self._open, self._close  # type: ignore[method-assign]
 
@@ -257,7 +271,10 @@ def run_square(
                 variant = variants[(c + r) % len(variants)]
                 model = each.switch(variant, provider)
                 clock.variant = ""
-                model(x)  # untimed: refills the per-signature cache after the switch
+                for _ in range(
+                    WARMUP_FORWARDS
+                ):  # untimed: the caches of a long job, rebuilt after the switch
+                    model(x)
                 clock.variant = variant
                 seconds, on_device = timer(model, x)
                 clock.variant = ""
@@ -510,7 +527,8 @@ def main() -> None:
         x = torch.zeros(batch, 3, args.imgsz, args.imgsz, device=device)
         clock.seconds = {}
         deadline = started + share * (index + main_share)
-        wall, on_device, spans = run_square(copies, x, args.rounds, dtype, clock, deadline)
+        with clock:
+            wall, on_device, spans = run_square(copies, x, args.rounds, dtype, clock, deadline)
         rounds = len(wall["untraced"])
         threads = f"{torch.get_num_threads()} threads"
         table(

@@ -27,7 +27,7 @@ instrumentor applied is the last line, ``wrapped forward``: the instrumentor's o
 method that returns its argument, against that method unwrapped, in a tight loop (the median over
 blocks of calls, alternating), and 1 + that time over the untraced median.
 
-After each switch one untimed forward refills the per-signature caches, so the timed forward is
+After each switch two untimed forwards refill the per-signature caches, so the timed forward is
 the steady state of a long job. The garbage collector is frozen once the models are built. Spans
 go through a BatchSpanProcessor to an exporter that drops them. Columns of each table (medians
 over the rounds), as ``trace_overhead.py``'s:
@@ -199,7 +199,8 @@ def forwards(name: str, args: argparse.Namespace, clock: HookClock) -> None:
         x = torch.zeros(1, 3, args.imgsz, args.imgsz)
         clock.seconds = {}
         check_wrapped_forward(copies, wrapper)
-        wall, device, spans = run_square(copies, x, args.rounds, None, clock, variants=VARIANTS)
+        with clock:
+            wall, device, spans = run_square(copies, x, args.rounds, None, clock, variants=VARIANTS)
         check_wrapped_forward(copies, wrapper)
         table(
             f"{name} {model_name} 1x3x{args.imgsz}x{args.imgsz} eval forward, fp32, "
@@ -498,7 +499,6 @@ def main() -> None:
     for name in names:
         forwards(name, args, clock)
         print()
-    clock.remove()  # part 2 times yolospan's code without the clock around it
     for name in names:
         steps(name, args)
 

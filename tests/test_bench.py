@@ -49,9 +49,9 @@ def test_trace_overhead_reports_every_variant_per_batch_and_precision_and_the_fl
         ["yolov5n 2x3x64x64 eval forward", " bf16", f" {rounds} rounds x 5 copies"],
     ]
     spans_per_layered_forward = 26  # the forward and yolov5n's 25 layers
-    # Each round runs every variant once: a warm-up and a timed forward each; model-level makes
+    # Each round runs every variant once: two warm-ups and a timed forward each; model-level makes
     # one span per forward, layers=True (the native clock) and the hook path 26 each.
-    per_round = 2 * (1 + 2 * spans_per_layered_forward)
+    per_round = 3 * (1 + 2 * spans_per_layered_forward)  # bench.WARMUP_FORWARDS + 1 forwards
     assert all(lines[i].endswith(f"cpu, {rounds * per_round} spans") for i in titles)
     assert "device ms" not in out  # no device time on the CPU
     smalls = [index for index, line in enumerate(lines) if line.startswith("at 2x3x32x32, 2 rounds")]

@@ -28,8 +28,11 @@ true count.
 Layer spans (`layers=True`) are made when their forward ends, with the times the layers really
 started and ended, as children of the forward span (or of an enclosing layer's span). With the
 OpenTelemetry SDK's own `TracerProvider` they are handed finished to its span processors'
-`on_end`, so a span processor's `on_start` sees forward and phase spans but not layer spans; every
-exporter, processor and file reader receives the same span content either way (see
+`on_end`, so a span processor's `on_start` sees forward and phase spans but not layer spans. Where
+none of the provider's processors does anything in `on_start` (the SDK's batch and simple
+processors), forward spans too reach them finished, at `on_end` only; a processor that implements
+`on_start` sees every forward span start before its module runs. Every exporter, processor and
+file reader receives the same span content either way (see
 [performance.md](performance.md#spans-without-the-tracer-api)).
 """
 

@@ -48,9 +48,9 @@ def test_upstream_overhead_reports_the_square_the_differences_and_the_step_costs
         ["yolov5 yolov5s 1x3x64x64 eval forward", " fp32", f" {rounds} rounds x 4 copies"],
     ]
     for title, (model, layers) in zip(titles, LAYERS.items(), strict=True):
-        # per round, each variant once: an untimed and a timed forward; model-level makes one span
+        # per round, each variant once: two untimed and a timed forward; model-level makes one span
         # each, layers=True the forward's and one per upstream layer (the hook path)
-        assert lines[title].endswith(f"1 threads, cpu, {rounds * (2 + 2 * (1 + layers))} spans"), model
+        assert lines[title].endswith(f"1 threads, cpu, {rounds * (3 + 3 * (1 + layers))} spans"), model
         small = next(i for i in range(title, len(lines)) if lines[i].startswith("at 1x3x32x32, 4 rounds"))
         table = _rows(lines[title + 2 : small])
         assert list(table) == VARIANTS

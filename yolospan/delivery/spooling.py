@@ -276,6 +276,12 @@ class _Tracking(SpanProcessor):
         self._exporter = exporter
         self._processor = processor
 
+    @property
+    def span_start_delegates(self) -> tuple[SpanProcessor, ...]:
+        """The processors ``on_start`` passes spans to: yolospan's tracer may hand this one forward
+        spans finished where they do nothing at start (`yolospan.tracing._pending.quiet_at_start`)."""
+        return (self._processor,)
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self._processor.on_start(span, parent_context)
 

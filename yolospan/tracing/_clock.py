@@ -30,6 +30,7 @@ from torch import nn
 
 from yolospan import attributes as A
 from yolospan.tracing import _fast_spans, _throughput
+from yolospan.tracing._clocked_spans import ClockedSource
 
 __all__ = ["ClockedModule", "LayerClock"]
 
@@ -79,14 +80,14 @@ class _Learned:
     """One layer's span as every forward of a call signature gives it (after the first), less the
     rates measured per forward (`rates`)."""
 
-    __slots__ = ("bounded", "call_attrs", "flops", "for_error", "key", "name", "outputs", "peak")
+    __slots__ = ("call_attrs", "flops", "for_error", "key", "name", "outputs", "peak", "source")
 
     def __init__(self, name: str, call_attrs: Mapping[str, AttributeValue], outputs: dict[str, Any]) -> None:
         self.name = name
         self.call_attrs = call_attrs  # the layer's per-signature input attributes (shared, read-only)
         self.outputs = outputs  # output attributes and FLOPs, as a cached forward gives them
-        self.key: tuple[Any, ...] | None = None  # (emitter, extra, phase) that ``bounded`` was made for
-        self.bounded: Any = None
+        self.key: tuple[Any, ...] | None = None  # (emitter, extra, phase) that ``source`` was made for
+        self.source: ClockedSource | None = None
         self.for_error: Any = None
         described = {**call_attrs, **outputs}
         self.flops = _throughput.span_flops(described)
@@ -97,6 +98,16 @@ class _Learned:
         if self.flops is None:
             return {}
         return _throughput.rate_attributes(self.flops, (end_ns - start_ns) / 1e9, self.peak)
+
+    def renew(
+        self, fast: _fast_spans.Emitter, extra: Mapping[str, AttributeValue], phase: str | None
+    ) -> None:
+        """Forget the validated attributes if they were made for another emitter, span attributes
+        or phase (equal span attributes entered again, e.g. per step, keep them)."""
+        key = self.key
+        if key is None or key[0] is not fast or key[2] != phase or (key[1] is not extra and key[1] != extra):
+            self.key = (fast, extra, phase)
+            self.source = self.for_error = None
 
     def attributes(
         self, extra: Mapping[str, AttributeValue], phase: str | None, *, ok: bool
@@ -146,6 +157,24 @@ def learn(
     return tuple(learned)  # type: ignore[arg-type]
 
 
+def prepare(
+    tracer: trace.Tracer,
+    root_span: trace.Span,
+    learned: Sequence[_Learned],
+    extra: Mapping[str, AttributeValue],
+    phase: str | None,
+) -> None:
+    """Validate a newly learned signature's layer attributes now, in the forward that described it
+    (a slow one anyway), rather than in the first forward that only reads the clock."""
+    fast = _fast_spans.emitter(tracer, root_span)
+    if fast is None:
+        return
+    for layer in learned:
+        layer.renew(fast, extra, phase)
+        if layer.source is None:
+            layer.source = ClockedSource(fast, layer, extra, phase)
+
+
 def emit(
     tracer: trace.Tracer,
     root_span: trace.Span,
@@ -173,23 +202,16 @@ def emit(
             end_ns = now = now or ended_ns or time.time_ns()
             failed = error
         if fast is not None:
-            key = layer.key
-            if key is None or key[0] is not fast or key[1] is not extra or key[2] != phase:
-                layer.key = (fast, extra, phase)
-                layer.bounded = layer.for_error = None
+            layer.renew(fast, extra, phase)
             if failed is None:
-                bounded = layer.bounded
-                if bounded is None:
-                    bounded = layer.bounded = fast.attributes(layer.attributes(extra, phase, ok=True))
-                measured = layer.rates(start_ns, end_ns)
-                if measured:
-                    bounded = fast.appended(bounded, measured) or fast.attributes(
-                        {**layer.attributes(extra, phase, ok=True), **measured}
-                    )
-            else:
-                bounded = layer.for_error
-                if bounded is None:
-                    bounded = layer.for_error = fast.attributes(layer.attributes(extra, phase, ok=False))
+                source = layer.source
+                if source is None:
+                    source = layer.source = ClockedSource(fast, layer, extra, phase)
+                fast.emit_clocked(source, parent, start_ns, end_ns)
+                continue
+            bounded = layer.for_error
+            if bounded is None:
+                bounded = layer.for_error = fast.attributes(layer.attributes(extra, phase, ok=False))
             fast.emit(layer.name, parent, bounded, start_ns, end_ns, failed)
             continue
         if context is None:

@@ -24,7 +24,10 @@ take the same shortcut at their start (`Emitter.start`): the SDK's own span clas
 and started as ``Tracer.start_span`` constructs and starts it, without the sampler call, the
 context lookups and the span metrics' bookkeeping that cannot change the outcome under the
 conditions above; a root span only where the sampler samples every root, a child only of a
-sampled local parent. Anything else goes through the API.
+sampled local parent. Anything else goes through the API. Where no span processor does anything
+when a span starts (`_pending.quiet_at_start`: the SDK's batch and simple processors), the forward
+span is a `PendingSpan` instead: no SDK span object unless code inside the forward changes the
+span, one finished span to ``on_end`` when the forward ends (see `_pending`).
 
 The SDK is never imported here: if ``opentelemetry.sdk.trace`` is not loaded, no provider can be
 one of its own.
@@ -45,9 +48,13 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
+from yolospan.tracing._clocked_spans import ClockedSource, span_class
+from yolospan.tracing._pending import PendingSpan, quiet_at_start
+
 _log = logging.getLogger(__name__)
 
 _ERROR = StatusCode.ERROR
+_UNCHECKED = object()
 _NONE: Mapping[str, AttributeValue] = MappingProxyType({})
 
 
@@ -58,6 +65,8 @@ class Emitter:
         "__weakref__",
         "_bounded",
         "_cache",
+        "_checked",
+        "_clocked",
         "_ended",
         "_event",
         "_events",
@@ -68,6 +77,7 @@ class Emitter:
         "_new_trace_id",
         "_on_end",
         "_processor",
+        "_quiet",
         "_random_flags",
         "_random_roots",
         "_readable",
@@ -76,6 +86,7 @@ class Emitter:
         "_sampler",
         "_scope",
         "_span",
+        "no_attributes",
     )
 
     def __init__(self, tracer: Any, sdk: Any, sampling: Any, *, roots: bool) -> None:
@@ -84,6 +95,7 @@ class Emitter:
         from opentelemetry.sdk.util import BoundedList
 
         self._readable = sdk.ReadableSpan
+        self._clocked = span_class(sdk.ReadableSpan)
         self._event = sdk.Event
         self._events = BoundedList
         self._bounded = BoundedAttributes
@@ -104,10 +116,25 @@ class Emitter:
         self._roots = roots
         self._ended = tracer._tracer_metrics.start_span(None, sampling.Decision.RECORD_AND_SAMPLE)
         self._cache: dict[Any, tuple[dict[str, AttributeValue], Any]] = {}
+        self._checked: Any = _UNCHECKED  # the processors `_quiet` was decided for
+        self._quiet = False
+        self.no_attributes = self.attributes({})  # what an SDK span that was given none holds
 
     @property
     def limits(self) -> Any:
         return self._limits
+
+    @property
+    def resource(self) -> Any:
+        return self._resource
+
+    @property
+    def scope(self) -> Any:
+        return self._scope
+
+    @property
+    def info(self) -> Any:
+        return self._info
 
     def attributes(self, attrs: Mapping[str, AttributeValue]) -> Any:
         """``attrs`` validated against the span limits, as the SDK stores a span's attributes (immutable)."""
@@ -154,28 +181,47 @@ class Emitter:
     def start(self, name: str, context: Context, start_ns: int) -> trace.Span | None:
         """The span ``tracer.start_span(name, context=context, start_time=start_ns)`` would start
         (its ``on_start`` called), or None where the sampler could decide otherwise: a parent that
-        is remote or not sampled, or a root where the sampler does not sample every root."""
+        is remote or not sampled, or a root where the sampler does not sample every root. Where
+        no processor acts on a span before it ends, a `PendingSpan` (see `_pending`)."""
         parent = trace.get_current_span(context).get_span_context()
         if parent.is_valid:
             flags = parent.trace_flags
             if parent.is_remote or not flags.sampled:
                 return None
             trace_id, random, state = parent.trace_id, flags.random_trace_id, parent.trace_state
-            parent_context = parent
+            parent_context: SpanContext | None = parent
         elif self._roots:
             trace_id, random, state, parent_context = self._new_trace_id(), self._random_roots, None, None
         else:
             return None
-        span: trace.Span = self._span(
+        span_context = SpanContext(
+            trace_id,
+            self._new_id(),
+            is_remote=False,
+            trace_flags=self._random_flags if random else self._flags,
+            trace_state=state,
+        )
+        processors = getattr(self._processor, "_span_processors", None)
+        if processors is not self._checked:  # the provider's processors changed (or first use)
+            self._checked, self._quiet = processors, quiet_at_start(self._processor)
+        if self._quiet:
+            return PendingSpan(self, name, span_context, parent_context, context, start_ns)
+        started: trace.Span = self.started(name, span_context, parent_context, context, start_ns)
+        return started
+
+    def started(
+        self,
+        name: str,
+        span_context: SpanContext,
+        parent: SpanContext | None,
+        context: Context,
+        start_ns: int,
+    ) -> Any:
+        """The SDK's own span with these ids, started as ``Tracer.start_span`` starts it."""
+        span = self._span(
             name=name,
-            context=SpanContext(
-                trace_id,
-                self._new_id(),
-                is_remote=False,
-                trace_flags=self._random_flags if random else self._flags,
-                trace_state=state,
-            ),
-            parent=parent_context,
+            context=span_context,
+            parent=parent,
             sampler=self._sampler,
             resource=self._resource,
             span_processor=self._processor,
@@ -184,7 +230,7 @@ class Emitter:
             instrumentation_scope=self._scope,
             record_end_metrics=self._ended,
         )
-        span.start(start_time=start_ns, parent_context=context)  # type: ignore[attr-defined]
+        span.start(start_time=start_ns, parent_context=context)
         return span
 
     def emit(
@@ -204,6 +250,32 @@ class Emitter:
             trace_flags=parent.trace_flags,
             trace_state=parent.trace_state,
         )
+        self.finish(name, context, parent, attributes, start_ns, end_ns, error)
+        return context
+
+    def emit_clocked(self, source: ClockedSource, parent: SpanContext, start_ns: int, end_ns: int) -> None:
+        """One clocked layer's finished span (a `_clocked_spans` span: attributes made when read),
+        child of ``parent`` (a sampled local span), to the span processors."""
+        context = SpanContext(
+            parent.trace_id,
+            self._new_id(),
+            is_remote=False,
+            trace_flags=parent.trace_flags,
+            trace_state=parent.trace_state,
+        )
+        self._on_end(self._clocked(source, context, parent, start_ns, end_ns))
+
+    def finish(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: Any,
+        start_ns: int,
+        end_ns: int,
+        error: BaseException | None = None,
+    ) -> None:
+        """The finished span with these ids, as the SDK's span gives it to ``on_end``."""
         if error is None:
             span = self._readable(
                 name=name,
@@ -234,7 +306,6 @@ class Emitter:
                 end_time=end_ns,
             )
         self._on_end(span)
-        return context
 
     def _exception_events(self, error: BaseException, timestamp: int) -> Any:
         """The event ``Span.record_exception(error, timestamp=timestamp)`` adds."""
@@ -310,6 +381,10 @@ def set_attributes(
     class, attributes already set, a limit reached, an SDK whose internals moved): the caller
     then sets them through the API.
     """
+    if type(span) is PendingSpan:
+        if span.set_validated(attrs, measured, key):
+            return True
+        span = span._span  # the SDK's span it became, if any
     sdk = sys.modules.get("opentelemetry.sdk.trace")
     if sdk is None or type(span) is not getattr(sdk, "_Span", None):
         return False

@@ -20,7 +20,9 @@ real start and end times. Creating 25 spans in one tight loop costs a fraction o
 them between convolutions that have evicted the tracer's code and data from the CPU caches.
 What this gives up: a span started inside a layer's own forward (a phase, another
 instrumentation) is parented to the forward span rather than to the layer's. With the SDK's own
-provider the layer spans skip the tracer API (`_fast_spans`). A model that runs its own layer
+provider the layer spans skip the tracer API (`_fast_spans`), and so does the forward span, which
+reaches the processors as one finished span where none of them acts at a span's start
+(`_pending`). A model that runs its own layer
 loop (`ClockedModule`, e.g. yolospan's YOLO models) times its layers itself and its layers' slots
 stay untouched (`_clock`).
 
@@ -486,6 +488,8 @@ class Instrumentation:
         if clock.describing:  # its layer frames are in ``pending``, emitted as usual
             if root.error is None and call.layers is None:
                 call.layers = _clock.learn(root.pending or (), self._clocked_index, root.extra, root.phase)
+                if call.layers is not None and root.tracer is not None:
+                    _clock.prepare(root.tracer, root.span, call.layers, root.extra, root.phase)
             return
         tracer = root.tracer
         assert tracer is not None
