@@ -140,6 +140,7 @@ def test_a_forward_emitted_both_ways_gives_the_same_spans(monkeypatch):
     model = Nested().eval()
     fast, api, everything = _both_ways(monkeypatch, model, torch.zeros(1, 3, 8, 8))
     assert [s.name for s in fast] == ["Stem", "Block", "Inner", "Act"]
+    assert [type(s).__name__ for s in fast] == ["LateSpan"] * 4  # attributes made when read
     _compare(fast, api)
     by_name = {s.name: s for s in fast}
     assert by_name["Inner"].parent.span_id == by_name["Block"].context.span_id
@@ -154,6 +155,7 @@ def test_a_raising_layer_is_an_error_with_its_exception_event_both_ways(monkeypa
     fast, api, _ = _both_ways(monkeypatch, model, torch.zeros(1, 3, 8, 8))
     _compare(fast, api)
     act = next(s for s in fast if s.name == "Act")
+    assert type(act) is ReadableSpan  # a raising layer's span is built at once
     assert act.status.description == "ValueError: layer went wrong"
     assert [e.name for e in act.events] == ["exception"]
     assert "layer went wrong" in act.events[0].attributes["exception.stacktrace"]

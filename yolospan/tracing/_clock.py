@@ -30,7 +30,7 @@ from torch import nn
 
 from yolospan import attributes as A
 from yolospan.tracing import _fast_spans, _throughput
-from yolospan.tracing._clocked_spans import ClockedSource
+from yolospan.tracing._late_spans import ClockedSource
 
 __all__ = ["ClockedModule", "LayerClock"]
 
@@ -207,7 +207,7 @@ def emit(
                 source = layer.source
                 if source is None:
                     source = layer.source = ClockedSource(fast, layer, extra, phase)
-                fast.emit_clocked(source, parent, start_ns, end_ns)
+                fast.emit_late(source, layer.name, parent, start_ns, end_ns)
                 continue
             bounded = layer.for_error
             if bounded is None:

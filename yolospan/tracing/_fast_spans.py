@@ -48,7 +48,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from yolospan.tracing._clocked_spans import ClockedSource, span_class
+from yolospan.tracing._late_spans import FrameSource, Source, span_class
 from yolospan.tracing._pending import PendingSpan, quiet_at_start
 
 _log = logging.getLogger(__name__)
@@ -66,12 +66,12 @@ class Emitter:
         "_bounded",
         "_cache",
         "_checked",
-        "_clocked",
         "_ended",
         "_event",
         "_events",
         "_flags",
         "_info",
+        "_late",
         "_limits",
         "_new_id",
         "_new_trace_id",
@@ -95,7 +95,7 @@ class Emitter:
         from opentelemetry.sdk.util import BoundedList
 
         self._readable = sdk.ReadableSpan
-        self._clocked = span_class(sdk.ReadableSpan)
+        self._late = span_class(sdk.ReadableSpan)
         self._event = sdk.Event
         self._events = BoundedList
         self._bounded = BoundedAttributes
@@ -253,9 +253,13 @@ class Emitter:
         self.finish(name, context, parent, attributes, start_ns, end_ns, error)
         return context
 
-    def emit_clocked(self, source: ClockedSource, parent: SpanContext, start_ns: int, end_ns: int) -> None:
-        """One clocked layer's finished span (a `_clocked_spans` span: attributes made when read),
-        child of ``parent`` (a sampled local span), to the span processors."""
+    def emit_late(
+        self, source: Source, name: str, parent: SpanContext, start_ns: int, end_ns: int
+    ) -> SpanContext:
+        """One layer's finished span whose attributes ``source`` makes when they are read (see
+        `_late_spans`), child of ``parent`` (a sampled local span), to the span processors."""
+        if self._late is None:  # an SDK whose spans keep other fields: built at once
+            return self.emit(name, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
         context = SpanContext(
             parent.trace_id,
             self._new_id(),
@@ -263,7 +267,8 @@ class Emitter:
             trace_flags=parent.trace_flags,
             trace_state=parent.trace_state,
         )
-        self._on_end(self._clocked(source, context, parent, start_ns, end_ns))
+        self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
+        return context
 
     def finish(
         self,
@@ -346,18 +351,23 @@ def emit_frames(fast: Emitter, root: trace.Span, frames: Sequence[DeferredSpan])
     made: dict[int, SpanContext] = {}
     for frame in sorted(frames, key=_start_ns):
         call = frame.call
-        if call is None:
+        # The same call signature of the same module gives the same attributes, nearly always.
+        key = None if call is None else (frame.name, id(call))
+        parent = made.get(id(frame.parent), root_context)
+        if frame.error is None:
+            made[id(frame)] = fast.emit_late(
+                FrameSource(fast, key, frame.attrs, frame.measured),
+                frame.name,
+                parent,
+                frame.start_ns,
+                frame.end_ns,
+            )
+            continue
+        if key is None:
             attributes = fast.attributes({**frame.attrs, **frame.measured})
-        else:  # the same call signature of the same module gives the same attributes, nearly always
-            attributes = fast.cached_attributes((frame.name, id(call)), frame.attrs, frame.measured)
-        made[id(frame)] = fast.emit(
-            frame.name,
-            made.get(id(frame.parent), root_context),
-            attributes,
-            frame.start_ns,
-            frame.end_ns,
-            frame.error,
-        )
+        else:
+            attributes = fast.cached_attributes(key, frame.attrs, frame.measured)
+        made[id(frame)] = fast.emit(frame.name, parent, attributes, frame.start_ns, frame.end_ns, frame.error)
 
 
 def _start_ns(frame: DeferredSpan) -> int:

@@ -19,7 +19,7 @@ from torch import nn
 
 import yolospan
 from yolospan import attributes as A
-from yolospan.tracing import Layer, _clock, _fast_spans
+from yolospan.tracing import Layer, _clock, _fast_spans, _late_spans
 
 
 class Looped(nn.Module):
@@ -68,10 +68,10 @@ def _steady_forward(monkeypatch: pytest.MonkeyPatch, *, eager: bool, limits: Spa
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     if eager:
 
-        def emit_at_once(self: Any, source: Any, parent: Any, start_ns: int, end_ns: int) -> None:
-            self.emit(source.layer.name, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
+        def emit_at_once(self: Any, source: Any, name: str, parent: Any, start_ns: int, end_ns: int) -> Any:
+            return self.emit(name, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
 
-        monkeypatch.setattr(_fast_spans.Emitter, "emit_clocked", emit_at_once)
+        monkeypatch.setattr(_fast_spans.Emitter, "emit_late", emit_at_once)
     model = Looped().eval()
     with yolospan.instrument(model, layers=True, tracer_provider=provider), yolospan.tracing.phase("val"):
         model(torch.zeros(1, 3, 8, 8))
@@ -123,10 +123,10 @@ def _fields(span: ReadableSpan) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("limits", [None, SpanLimits(max_span_attributes=7, max_span_attribute_length=4)])
-def test_clocked_spans_are_what_the_spans_built_at_once_are(monkeypatch, limits):
+def test_late_spans_are_what_the_spans_built_at_once_are(monkeypatch, limits):
     lazy = _steady_forward(monkeypatch, eager=False, limits=limits)
     eager = _steady_forward(monkeypatch, eager=True, limits=limits)
-    assert [type(s).__name__ for s in lazy] == ["ClockedSpan"] * 3
+    assert [type(s).__name__ for s in lazy] == ["LateSpan"] * 3
     assert [type(s) for s in eager] == [ReadableSpan] * 3
     assert [_fields(s) for s in lazy] == [_fields(s) for s in eager]
     for span in lazy:  # the rate is the span's FLOPs over its own duration
@@ -188,3 +188,18 @@ def test_layer_attributes_are_validated_in_the_forward_that_learns_them(monkeypa
         with yolospan.tracing.span_attributes({"run": "r2"}):
             model(torch.zeros(1, 3, 8, 8))
         assert len(validations) == 3  # one per layer, for the new attributes
+
+
+def test_an_sdk_whose_spans_keep_other_fields_gets_spans_built_at_once(monkeypatch):
+    from opentelemetry.sdk import trace as sdk_trace
+
+    class Newer(ReadableSpan):  # a later SDK's span, with a field yolospan's class does not give
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._flags = 0
+
+    monkeypatch.setattr(sdk_trace, "ReadableSpan", Newer)
+    assert _late_spans.span_class(Newer) is None
+    spans = _steady_forward(monkeypatch, eager=False, limits=None)
+    assert [type(s) for s in spans] == [Newer] * 3
+    assert all(A.LAYER_INDEX in s.attributes for s in spans)

@@ -1,15 +1,16 @@
-"""A clocked layer's finished span that works its attributes out when they are first read.
+"""Finished layer spans that work their attributes out when they are first read.
 
-A forward traced with the native layer clock (`_clock`) ends with one span per layer, made back to
-back right after a forward that evicted the CPU caches, where every object and every line of code
-costs a trip to memory. What differs between two forwards of a call signature is only each
-layer's start and end and its span id: the attributes are the layer's learned ones plus the
-achieved FLOP/s, a function of the two times. So a `ClockedSpan` holds the times, its ids and the
-layer's shared `ClockedSource`, and computes its attributes when a processor or exporter first
-reads them: for a `BatchSpanProcessor`, on its worker thread, a whole batch at a time. The span
-is otherwise a `ReadableSpan` like any other; what it gives is exactly what the eagerly built one
-gives (`tests/tracing/test_clocked_spans.py` compares them), and a copy of it is a plain
-`ReadableSpan`.
+A forward's layer spans are made back to back right after a forward that evicted the CPU caches,
+where every object and every line of code costs a trip to memory. Their attributes are mostly
+the same from one forward to the next (a layer's per-signature attributes, validated once) plus
+a few numbers of this call (the achieved FLOP/s, from the span's own times), and building and
+validating that set is most of a span's cost. So a `LateSpan` holds its name, ids, times and a
+*source* that knows how to make its attributes, and makes them when a processor or exporter
+first reads them: for a `BatchSpanProcessor`, on its worker thread, a whole batch at a time.
+Two sources: `ClockedSource`, one per learned layer of a clocked model (`_clock`), and
+`FrameSource`, one per deferred layer call of the hook path. The span is otherwise a
+`ReadableSpan` like any other; what it gives is exactly what the span built at once gives
+(`tests/tracing/test_late_spans.py` compares them), and a copy of it is a plain `ReadableSpan`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from typing import Any, Protocol
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-__all__ = ["ClockedSource", "LearnedLayer", "span_class"]
+__all__ = ["ClockedSource", "FrameSource", "LearnedLayer", "Source", "span_class"]
+
+
+class Source(Protocol):
+    """What a `LateSpan` makes its attributes with."""
+
+    @property
+    def emitter(self) -> Any: ...  # the `_fast_spans.Emitter` that made the span
+
+    def attributes(self, start_ns: int, end_ns: int) -> Any: ...
 
 
 class LearnedLayer(Protocol):
@@ -62,20 +72,61 @@ class ClockedSource:
         )
 
 
-_classes: dict[type, type] = {}
+class FrameSource:
+    """One deferred layer call's attributes (``attrs``, the call's ``measured`` numbers), validated
+    once per attribute set under ``key`` (`_fast_spans.Emitter.cached_attributes`)."""
+
+    __slots__ = ("attrs", "emitter", "key", "measured")
+
+    def __init__(
+        self, emitter: Any, key: Any, attrs: dict[str, AttributeValue], measured: Mapping[str, AttributeValue]
+    ) -> None:
+        self.emitter = emitter
+        self.key = key
+        self.attrs = attrs
+        self.measured = measured
+
+    def attributes(self, start_ns: int, end_ns: int) -> Any:
+        emitter = self.emitter
+        if self.key is None:  # a call that was not described (logged): nothing to reuse
+            return emitter.attributes({**self.attrs, **self.measured})
+        return emitter.cached_attributes(self.key, self.attrs, self.measured)
 
 
-def span_class(readable: type) -> type:
-    """`ClockedSpan`'s class for the SDK's ``ReadableSpan`` (made on first use, so that the
-    tracing core imports the SDK only where a provider of the SDK exists)."""
-    made = _classes.get(readable)
-    if made is None:
-        made = _classes[readable] = _clocked_span(readable)
-    return made
+_classes: dict[type, type | None] = {}
+
+_FIELDS = frozenset(
+    {
+        "_attributes",
+        "_context",
+        "_end_time",
+        "_events",
+        "_instrumentation_info",
+        "_instrumentation_scope",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_resource",
+        "_start_time",
+        "_status",
+    }
+)
+"""What the SDK's ``ReadableSpan`` keeps, and a `LateSpan` gives it through slots and properties."""
 
 
-def _clocked_span(readable: Any) -> type:
-    class ClockedSpan(readable):  # type: ignore[misc]
+def span_class(readable: type) -> type | None:
+    """`LateSpan`'s class for the SDK's ``ReadableSpan`` (made on first use, so that the
+    tracing core imports the SDK only where a provider of the SDK exists), or None for an SDK
+    whose spans keep other fields: the caller then builds each span at once."""
+    if readable not in _classes:
+        fields = set(vars(readable(name="yolospan probe")))
+        _classes[readable] = _late_span(readable) if fields == _FIELDS else None
+    return _classes[readable]
+
+
+def _late_span(readable: Any) -> type:
+    class LateSpan(readable):  # type: ignore[misc]
         """A layer's finished span; its attributes are made on first read (see the module's docstring)."""
 
         __slots__ = ("_context", "_end_time", "_made", "_name", "_parent", "_source", "_start_time")
@@ -87,10 +138,16 @@ def _clocked_span(readable: Any) -> type:
         _status = Status(StatusCode.UNSET)
 
         def __init__(  # the base class's fields are slots and properties here: its __init__ is not run
-            self, source: ClockedSource, context: SpanContext, parent: SpanContext, start_ns: int, end_ns: int
+            self,
+            source: Source,
+            name: str,
+            context: SpanContext,
+            parent: SpanContext,
+            start_ns: int,
+            end_ns: int,
         ) -> None:
             self._source = source
-            self._name = source.layer.name
+            self._name = name
             self._context = context
             self._parent = parent
             self._start_time = start_ns
@@ -134,7 +191,7 @@ def _clocked_span(readable: Any) -> type:
                 ),
             )
 
-    return ClockedSpan
+    return LateSpan
 
 
 def _plain(
