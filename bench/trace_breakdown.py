@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import yolospan
 from trace_overhead import DropExporter
-from yolospan.tracing import _clock, _fast_spans, _instrument, get_tracer
+from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, get_tracer
 
 PARTS: list[tuple[Any, str, str]] = [
     (_instrument.Instrumentation, "_open", "open (before the forward)"),
@@ -38,6 +38,7 @@ PARTS: list[tuple[Any, str, str]] = [
     (_clock, "emit", "  layer spans from the clock"),
     (_instrument.otel_context, "detach", "  context detach"),
     (sdk_trace._Span, "end", "  Span.end"),
+    (_pending.PendingSpan, "end", "  forward span handed over finished"),
 ]
 
 
