@@ -243,13 +243,7 @@ class Emitter:
         error: BaseException | None = None,
     ) -> SpanContext:
         """One finished span, child of ``parent`` (a sampled local span), to the span processors."""
-        context = SpanContext(
-            parent.trace_id,
-            self._new_id(),
-            is_remote=False,
-            trace_flags=parent.trace_flags,
-            trace_state=parent.trace_state,
-        )
+        context = self._child_of(parent)
         self.finish(name, context, parent, attributes, start_ns, end_ns, error)
         return context
 
@@ -260,15 +254,19 @@ class Emitter:
         `_late_spans`), child of ``parent`` (a sampled local span), to the span processors."""
         if self._late is None:  # an SDK whose spans keep other fields: built at once
             return self.emit(name, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
-        context = SpanContext(
+        context = self._child_of(parent)
+        self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
+        return context
+
+    def _child_of(self, parent: SpanContext) -> SpanContext:
+        """A new span's context under ``parent``, a sampled local span: its trace, flags and state."""
+        return SpanContext(
             parent.trace_id,
             self._new_id(),
             is_remote=False,
             trace_flags=parent.trace_flags,
             trace_state=parent.trace_state,
         )
-        self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
-        return context
 
     def finish(
         self,
