@@ -1,9 +1,12 @@
 """Where yolospan's time per traced forward goes: median milliseconds in each part of a traced call.
 
 Wraps the parts of the tracing core (the traced call's open and close, the SDK's ``start_span``
-and ``Span.end``, the attributes, the layer spans from the clock) in timers and runs steady-state
-forwards of one model, model-level then ``layers=True``. The timers add a little to what they
-time; the split, not the total, is the point (`trace_overhead.py` measures the total).
+and ``Span.end``, the attributes, the layer spans) in timers and runs steady-state forwards of one
+model: model-level, ``layers=True`` (the native layer clock), then the hook path (the same layers
+in a plain module, `trace_overhead.GenericLoop`, so each layer call goes through yolospan's call
+slot). Each figure is the median over forwards of a part's time summed within the forward (the
+hook path runs most parts once per layer). The timers add to what they time, most where a part
+runs per layer; the split, not the total, is the point (`trace_overhead.py` measures the total).
 
     python bench/trace_breakdown.py [--forwards 15] [--model yolov5s] [--imgsz 640]
 """
@@ -23,26 +26,29 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import yolospan
-from trace_overhead import DropExporter
-from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, get_tracer
+from trace_overhead import DropExporter, GenericLoop
+from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, _slot, get_tracer
 
 PARTS: list[tuple[Any, str, str]] = [
-    (_instrument.Instrumentation, "_open", "open (before the forward)"),
+    (_slot, "stepping_aside", "slot: compile/trace check (every call)"),
+    (_instrument.Instrumentation, "_open", "open (before the call)"),
     (sdk_trace.Tracer, "start_span", "  Tracer.start_span"),
     (_fast_spans.Emitter, "start", "  span start (SDK span, no tracer API)"),
     (_instrument, "snapshot", "  context read (tracer, phase, attributes)"),
     (_instrument.Instrumentation, "_describe", "  input attributes (cached per signature)"),
-    (_instrument.Instrumentation, "_close", "close (after the forward)"),
+    (_instrument.Instrumentation, "_close", "close (after the call)"),
     (_instrument.Instrumentation, "_complete", "  output attributes and FLOPs"),
     (_instrument, "_apply", "  forward span's attributes"),
     (_clock, "emit", "  layer spans from the clock"),
+    (_fast_spans, "emit_frames", "  layer spans from the layer calls"),
     (_instrument.otel_context, "detach", "  context detach"),
     (sdk_trace._Span, "end", "  Span.end"),
     (_pending.PendingSpan, "end", "  forward span handed over finished"),
 ]
 
 
-def timed(owner: Any, name: str, label: str, times: dict[str, list[float]]) -> None:
+def timed(owner: Any, name: str, label: str, forward: dict[str, float]) -> None:
+    """Add each call's time to ``forward[label]`` (the current forward's sums)."""
     function: Callable[..., Any] = getattr(owner, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,7 +56,7 @@ def timed(owner: Any, name: str, label: str, times: dict[str, list[float]]) -> N
         try:
             return function(*args, **kwargs)
         finally:
-            times.setdefault(label, []).append(time.perf_counter() - start)
+            forward[label] = forward.get(label, 0.0) + time.perf_counter() - start
 
     setattr(owner, name, wrapper)
 
@@ -68,23 +74,31 @@ def main() -> None:
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     get_tracer(provider)
     model = yolospan.build_model(args.model).eval()
+    variants = [
+        ("model-level", model, False),
+        ("layers=True", model, True),
+        ("hook path", GenericLoop(model), True),
+    ]
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
-    times: dict[str, list[float]] = {}
+    forward: dict[str, float] = {}
     for owner, name, label in PARTS:
-        timed(owner, name, label, times)
+        timed(owner, name, label, forward)
     gc.collect()
     gc.freeze()
     print(
         f"{args.model} 1x3x{args.imgsz}x{args.imgsz} eval forward, median ms per forward of {args.forwards}"
     )
-    for layers in (False, True):
-        with torch.inference_mode(), yolospan.instrument(model, layers=layers, tracer_provider=provider):
-            model(x)
-            model(x)
-            times.clear()
+    for title, module, layers in variants:
+        times: dict[str, list[float]] = {}
+        with torch.inference_mode(), yolospan.instrument(module, layers=layers, tracer_provider=provider):
+            module(x)
+            module(x)
             for _ in range(args.forwards):
-                model(x)
-        print("layers=True" if layers else "model-level")
+                forward.clear()
+                module(x)
+                for label, seconds in forward.items():
+                    times.setdefault(label, []).append(seconds)
+        print(title)
         for _, _, label in PARTS:
             if label in times:
                 print(f"{label:<44} {statistics.median(times[label]) * 1e3:8.3f}")

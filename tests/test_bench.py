@@ -138,12 +138,17 @@ def test_train_overhead_reports_every_variant_and_the_fixed_cost() -> None:
     assert all(float(ratio) >= 1.0 for _, _, ratio in fixed)  # (step + cost) / step
 
 
-def test_trace_breakdown_reports_the_parts_of_both_variants() -> None:
+def test_trace_breakdown_reports_the_parts_of_every_variant() -> None:
     out = run_bench("trace_breakdown.py", "--forwards", "2", "--model", "yolov5n", "--imgsz", "64")
     lines = out.splitlines()
-    assert lines[1] == "model-level" and "layers=True" in lines
-    layered = lines[lines.index("layers=True") :]
-    assert any(line.startswith("  layer spans from the clock") for line in layered)
-    assert not any(
-        line.startswith("  layer spans from the clock") for line in lines[: lines.index("layers=True")]
-    )
+    assert lines[1] == "model-level" and "layers=True" in lines and "hook path" in lines
+    sections = {
+        "model-level": lines[1 : lines.index("layers=True")],
+        "layers=True": lines[lines.index("layers=True") : lines.index("hook path")],
+        "hook path": lines[lines.index("hook path") :],
+    }
+    labels = {name: {line[:44].rstrip() for line in body[1:]} for name, body in sections.items()}
+    assert "  layer spans from the clock" in labels["layers=True"]
+    assert "  layer spans from the layer calls" in labels["hook path"]
+    assert "  layer spans from the clock" not in labels["model-level"] | labels["hook path"]
+    assert all("slot: compile/trace check (every call)" in found for found in labels.values())
