@@ -109,6 +109,16 @@ class _Learned:
             self.key = (fast, extra, phase)
             self.source = self.for_error = None
 
+    def clocked_source(
+        self, fast: _fast_spans.Emitter, extra: Mapping[str, AttributeValue], phase: str | None
+    ) -> ClockedSource:
+        """The layer's validated attributes under ``fast``, ``extra`` and ``phase``, made once."""
+        self.renew(fast, extra, phase)
+        source = self.source
+        if source is None:
+            source = self.source = ClockedSource(fast, self, extra, phase)
+        return source
+
     def attributes(
         self, extra: Mapping[str, AttributeValue], phase: str | None, *, ok: bool
     ) -> dict[str, Any]:
@@ -170,9 +180,7 @@ def prepare(
     if fast is None:
         return
     for layer in learned:
-        layer.renew(fast, extra, phase)
-        if layer.source is None:
-            layer.source = ClockedSource(fast, layer, extra, phase)
+        layer.clocked_source(fast, extra, phase)
 
 
 def emit(
@@ -202,13 +210,10 @@ def emit(
             end_ns = now = now or ended_ns or time.time_ns()
             failed = error
         if fast is not None:
-            layer.renew(fast, extra, phase)
             if failed is None:
-                source = layer.source
-                if source is None:
-                    source = layer.source = ClockedSource(fast, layer, extra, phase)
-                fast.emit_late(source, layer.name, parent, start_ns, end_ns)
+                fast.emit_late(layer.clocked_source(fast, extra, phase), layer.name, parent, start_ns, end_ns)
                 continue
+            layer.renew(fast, extra, phase)
             bounded = layer.for_error
             if bounded is None:
                 bounded = layer.for_error = fast.attributes(layer.attributes(extra, phase, ok=False))

@@ -33,7 +33,9 @@ from opentelemetry.util.types import AttributeValue
 __all__ = ["PendingSpan", "quiet_at_start"]
 
 _log = logging.getLogger(__name__)
-_materializing = threading.Lock()  # one lock for every pending span: only taken off the common path
+_materializing = threading.Lock()
+"""One lock for every pending span: taken when one becomes the SDK's span (rare) and once when
+it ends (uncontended), so that a change from another thread is never lost to a span ending."""
 
 
 class PendingSpan(trace.Span):
