@@ -148,7 +148,8 @@ def test_trace_breakdown_reports_the_parts_of_every_variant() -> None:
         "hook path": lines[lines.index("hook path") :],
     }
     labels = {name: {line[:44].rstrip() for line in body[1:]} for name, body in sections.items()}
-    assert "  layer spans from the clock" in labels["layers=True"]
-    assert "  layer spans from the layer calls" in labels["hook path"]
-    assert "  layer spans from the clock" not in labels["model-level"] | labels["hook path"]
+    assert "  layer spans from the clock" in labels["layers=True"] & labels["hook path"]
+    assert "layer calls followed (learned hook path)" in labels["hook path"]
+    assert "  layer spans from the clock" not in labels["model-level"]
+    assert "  forward span handed over, attributes late" in labels["model-level"]
     assert all("slot: compile/trace check (every call)" in found for found in labels.values())

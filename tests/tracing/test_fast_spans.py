@@ -295,7 +295,7 @@ def test_forward_spans_started_without_the_api_are_what_start_span_makes(
         with monkeypatch.context() as patch:
             patch.setattr(_fast_spans.Emitter, "start", counted)
             if not fast:
-                patch.setattr(_fast_spans, "starter", lambda tracer: None)
+                patch.setattr(_fast_spans, "made_for", lambda tracer: None)
             with contextlib.ExitStack() as stack:
                 stack.enter_context(yolospan.instrument(model, tracer_provider=provider))
                 if parent in ("remote", "phase under remote"):

@@ -17,6 +17,7 @@ from opentelemetry.trace import StatusCode
 from torch import nn
 
 import yolospan
+from span_content import content
 from yolospan import attributes as A
 from yolospan.tracing import Layer, _fast_spans, _instrument, layer_clock
 
@@ -75,31 +76,6 @@ def _recorder(**kwargs: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
-def _content(spans) -> list[tuple[Any, ...]]:
-    """What must not depend on how layers were timed: names, tree, attributes, status, events.
-
-    Rates are measured per call, so their values differ between two runs: each run must carry the
-    same rate keys, and the achieved FLOP/s must be the span's FLOPs over its own duration."""
-    names = {s.context.span_id: s.name for s in spans}
-    measured = {A.ACHIEVED_FLOPS_PER_S, A.PEAK_FLOPS_PER_S, A.PEAK_FRACTION, A.DEVICE_TIME_MS}
-    for s in spans:
-        if A.ACHIEVED_FLOPS_PER_S in s.attributes:
-            seconds = (s.end_time - s.start_time) / 1e9
-            assert s.attributes[A.ACHIEVED_FLOPS_PER_S] == pytest.approx(s.attributes[A.FLOPS] / seconds)
-    return [
-        (
-            s.name,
-            names.get(s.parent.span_id) if s.parent else None,
-            {k: v for k, v in s.attributes.items() if k not in measured},
-            sorted(k for k in s.attributes if k in measured),
-            s.status.status_code,
-            s.status.description,
-            [(e.name, e.attributes.get("exception.message")) for e in s.events],
-        )
-        for s in spans
-    ]
-
-
 def _forwards(model: nn.Module, xs: list[torch.Tensor], *, clocked: bool, monkeypatch, **kwargs):
     provider, exporter = _recorder(**kwargs)
     with monkeypatch.context() as patch:
@@ -124,7 +100,7 @@ def test_clocked_layers_give_the_hook_paths_spans(monkeypatch):
     assert [c is not None and c.describing for c in model.clocks[:4]] == [True, False, True, False]
     for mine, theirs in zip(clocked, hooked, strict=True):
         assert [s.name for s in mine] == ["L0", "L1", "L2", "forward"]
-        assert _content(mine) == _content(theirs)
+        assert content(mine) == content(theirs)
     steady = clocked[1]
     assert steady[0].attributes[A.FLOPS_METHOD] == "thop.cached" and steady[0].attributes[A.FLOPS] > 0
     assert steady[0].attributes["run"] == "r1" and steady[0].attributes[A.PHASE] == "val"
@@ -202,7 +178,7 @@ def test_a_raising_layer_is_an_error_as_on_the_hook_path(monkeypatch, fast):
     clocked, hooked = forwards(True), forwards(False)
     assert model.clocks[-1] is None  # the hook path's forward
     assert [s.name for s in clocked] == ["L0", "L1", "forward"]
-    assert _content(clocked) == _content(hooked)
+    assert content(clocked) == content(hooked)
     failed = clocked[1]
     assert failed.status.status_code is StatusCode.ERROR
     assert failed.status.description == "ValueError: layer went wrong"

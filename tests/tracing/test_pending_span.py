@@ -79,7 +79,7 @@ def _run(todo: str, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[lis
     model.tracer = provider.get_tracer("user code")
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(_fast_spans, "starter", lambda tracer: None)
+            patch.setattr(_fast_spans, "made_for", lambda tracer: None)
         with (
             yolospan.instrument(model, tracer_provider=provider),
             trace.use_span(trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)),
@@ -169,6 +169,22 @@ def test_a_changed_pending_span_ends_as_the_sdk_span_it_became(caplog):
     assert "Setting attribute on ended span." in caplog.text
     [finished] = exporter.get_finished_spans()
     assert finished.context == span.get_span_context() and dict(finished.attributes) == {"a": 1}
+
+
+def test_a_pending_span_ends_late_only_while_nothing_else_changed_it():
+    """`PendingSpan.end_late` (a learned forward's attributes, made when read) refuses a span that
+    changed since the tracer looked, or that ended: the tracer then sets its attributes as usual."""
+    provider, exporter = _provider()
+    fast = _fast_spans.starter(get_tracer(provider))
+    assert fast is not None
+    changed = fast.start("forward", trace.set_span_in_context(trace.INVALID_SPAN), 1_000)
+    changed.set_attribute("a", 1)
+    assert changed.end_late(object(), 2_000) is False and changed.is_recording()
+    changed.end(2_000)
+    ended = fast.start("forward", trace.set_span_in_context(trace.INVALID_SPAN), 1_000)
+    ended.end(2_000)
+    assert ended.end_late(object(), 3_000) is False
+    assert [dict(s.attributes) for s in exporter.get_finished_spans()] == [{"a": 1}, {}]
 
 
 class Watching(SpanProcessor):

@@ -49,7 +49,11 @@ def signature(tensors: list[torch.Tensor], training: bool) -> tuple[Any, ...]:
     if not tensors:
         return (training,)
     device = tensors[0].device
-    return (training, device, autocast_dtype(device), *[(t.shape, t.dtype) for t in tensors])
+    amp = autocast_dtype(device)
+    if len(tensors) == 1:
+        first = tensors[0]
+        return (training, device, amp, (first.shape, first.dtype))
+    return (training, device, amp, *[(t.shape, t.dtype) for t in tensors])
 
 
 _DEVICE_TYPES: dict[torch.device, str] = {}
@@ -88,6 +92,24 @@ def input_attributes(inputs: list[torch.Tensor], training: bool) -> Attributes:
 
 
 _OUTPUT_SHAPE_KEYS = tuple(A.output_shape_key(i) for i in range(A.MAX_INDEXED))
+OUTPUT_KEYS = frozenset((A.OUTPUT_COUNT, A.OUTPUT_DTYPE, *_OUTPUT_SHAPE_KEYS))
+"""The keys `add_output_attributes` may write."""
+
+
+def output_signature(output: Any) -> list[Any]:
+    """What a call's output attributes depend on: each output tensor's shape and dtype, in
+    `iter_tensors` order (checked at the end of every forward of a learned signature: no generator)."""
+    found: list[Any] = []
+    _gather(output, found)
+    return found
+
+
+def _gather(value: Any, found: list[Any]) -> None:
+    if isinstance(value, torch.Tensor):
+        found.append((value.shape, value.dtype))
+    elif isinstance(value, (tuple, list, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
+            _gather(item, found)
 
 
 def add_output_attributes(attrs: Attributes, output: Any) -> None:

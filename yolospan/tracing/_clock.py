@@ -29,7 +29,7 @@ from opentelemetry.util.types import AttributeValue
 from torch import nn
 
 from yolospan import attributes as A
-from yolospan.tracing import _fast_spans, _throughput
+from yolospan.tracing import _attrs, _fast_spans, _throughput
 from yolospan.tracing._late_spans import ClockedSource
 
 __all__ = ["ClockedModule", "LayerClock"]
@@ -119,6 +119,16 @@ class _Learned:
             source = self.source = ClockedSource(fast, self, extra, phase)
         return source
 
+    def reshaped(
+        self, extra: Mapping[str, AttributeValue], phase: str | None, outputs: Mapping[str, AttributeValue]
+    ) -> dict[str, Any]:
+        """The attributes of a call that gave other outputs (``outputs``: their attributes) than
+        the learned call: e.g. a layer whose output's size depends on the data."""
+        attrs = self.attributes(extra, phase, ok=False)
+        attrs.update(outputs)
+        attrs.update({key: value for key, value in self.outputs.items() if key not in _attrs.OUTPUT_KEYS})
+        return attrs
+
     def attributes(
         self, extra: Mapping[str, AttributeValue], phase: str | None, *, ok: bool
     ) -> dict[str, Any]:
@@ -149,22 +159,31 @@ def learn(
     learned: list[_Learned | None] = [None] * len(index_of)
     for frame in frames:
         index = index_of.get(id(frame.target))
-        if index is None or learned[index] is not None or frame.error is not None or frame.call is None:
+        if index is None or learned[index] is not None:
             return None
-        if frame.parent is not frame.root:
+        layer = learned_layer(frame, extra, phase)
+        if layer is None:
             return None
-        call_attrs = frame.call.attrs
-        before = {**extra, **call_attrs}
-        if phase is not None:
-            before[A.PHASE] = phase
-        # (A frame's rates are in ``frame.measured``: a learned signature keeps what every forward shares.)
-        outputs = {key: value for key, value in frame.attrs.items() if key not in before}
-        if outputs.get(A.FLOPS_METHOD) == "thop":
-            outputs[A.FLOPS_METHOD] = "thop.cached"  # what every later forward of the signature says
-        learned[index] = _Learned(frame.name, call_attrs, outputs)
+        learned[index] = layer
     if any(item is None for item in learned):
         return None
     return tuple(learned)  # type: ignore[arg-type]
+
+
+def learned_layer(frame: Any, extra: Mapping[str, Any], phase: str | None) -> _Learned | None:
+    """What a described layer call gives every later call of its signature, or None where it cannot
+    say (it raised, was not described, or ran inside another layer)."""
+    if frame.error is not None or frame.call is None or frame.parent is not frame.root:
+        return None
+    call_attrs = frame.call.attrs
+    before = {**extra, **call_attrs}
+    if phase is not None:
+        before[A.PHASE] = phase
+    # (A frame's rates are in ``frame.measured``: a learned signature keeps what every forward shares.)
+    outputs = {key: value for key, value in frame.attrs.items() if key not in before}
+    if outputs.get(A.FLOPS_METHOD) == "thop":
+        outputs[A.FLOPS_METHOD] = "thop.cached"  # what every later forward of the signature says
+    return _Learned(frame.name, call_attrs, outputs)
 
 
 def prepare(
@@ -192,10 +211,12 @@ def emit(
     phase: str | None,
     error: BaseException | None,
     ended_ns: int = 0,
+    errors: Mapping[int, BaseException] | None = None,
 ) -> None:
     """One forward's layer spans from the clock: those that started, in order, children of ``root_span``.
 
-    ``ended_ns`` is when the forward ended, which also ends the layer that raised (if any)."""
+    ``ended_ns`` is when the forward ended, which also ends the layer that raised (if any) and
+    never returned; ``errors`` names the layers that raised and returned a time (by index)."""
     fast = _fast_spans.emitter(tracer, root_span)
     parent = root_span.get_span_context()
     context = None
@@ -209,6 +230,8 @@ def emit(
         if not end_ns:  # the layer that raised (the forward's error) and never returned
             end_ns = now = now or ended_ns or time.time_ns()
             failed = error
+        elif errors and index in errors:
+            failed = errors[index]
         if fast is not None:
             if failed is None:
                 fast.emit_late(layer.clocked_source(fast, extra, phase), layer.name, parent, start_ns, end_ns)

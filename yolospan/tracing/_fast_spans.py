@@ -54,6 +54,10 @@ from yolospan.tracing._pending import PendingSpan, quiet_at_start
 _log = logging.getLogger(__name__)
 
 _ERROR = StatusCode.ERROR
+_UNPLANNED: Any = object()
+
+Plan = tuple[Any, ...]
+"""`Emitter.plan`: (trace id or None, trace flags, trace state, parent span context or None)."""
 _UNCHECKED = object()
 _NONE: Mapping[str, AttributeValue] = MappingProxyType({})
 
@@ -66,6 +70,7 @@ class Emitter:
         "_bounded",
         "_cache",
         "_checked",
+        "_enabled",
         "_ended",
         "_event",
         "_events",
@@ -105,6 +110,7 @@ class Emitter:
         self._info = tracer.instrumentation_info
         self._new_id = tracer.id_generator.generate_span_id
         self._on_end = tracer.span_processor.on_end
+        self._enabled = tracer._is_enabled  # the provider's tracer configurator may turn it off
         # For `start`: what ``Tracer.start_span`` gives every sampled span it makes.
         self._span = sdk._Span
         self._sampler = tracer.sampler
@@ -178,29 +184,39 @@ class Emitter:
             return None
         return copy
 
-    def start(self, name: str, context: Context, start_ns: int) -> trace.Span | None:
-        """The span ``tracer.start_span(name, context=context, start_time=start_ns)`` would start
-        (its ``on_start`` called), or None where the sampler could decide otherwise: a parent that
-        is remote or not sampled, or a root where the sampler does not sample every root. Where
-        no processor acts on a span before it ends, a `PendingSpan` (see `_pending`)."""
-        parent = trace.get_current_span(context).get_span_context()
+    def enabled(self) -> bool:
+        """Whether the tracer makes spans now (what ``Tracer.start_span`` asks first)."""
+        return bool(self._enabled())
+
+    def plan(self, parent: SpanContext) -> Plan | None:
+        """What `start` gives every span started under ``parent`` (the current span's context):
+        its trace id (None: a new root's, made per span), trace flags, trace state and parent; or
+        None where the sampler could decide otherwise: a parent that is remote or not sampled,
+        or a root where the sampler does not sample every root."""
         if parent.is_valid:
             flags = parent.trace_flags
             if parent.is_remote or not flags.sampled:
                 return None
-            trace_id, random, state = parent.trace_id, flags.random_trace_id, parent.trace_state
-            parent_context: SpanContext | None = parent
-        elif self._roots:
-            trace_id, random, state, parent_context = self._new_trace_id(), self._random_roots, None, None
-        else:
+            kept = self._random_flags if flags.random_trace_id else self._flags
+            return (parent.trace_id, kept, parent.trace_state, parent)
+        if self._roots:
+            return (None, self._random_flags if self._random_roots else self._flags, None, None)
+        return None
+
+    def start(self, name: str, context: Context, start_ns: int, plan: Any = _UNPLANNED) -> trace.Span | None:
+        """The span ``tracer.start_span(name, context=context, start_time=start_ns)`` would start
+        (its ``on_start`` called), or None where the sampler could decide otherwise (`plan`).
+        Where no processor acts on a span before it ends, a `PendingSpan` (see `_pending`).
+        ``plan``: `plan` of the context's current span, where the caller already has it."""
+        if plan is _UNPLANNED:
+            plan = self.plan(trace.get_current_span(context).get_span_context())
+        if plan is None:
             return None
-        span_context = SpanContext(
-            trace_id,
-            self._new_id(),
-            is_remote=False,
-            trace_flags=self._random_flags if random else self._flags,
-            trace_state=state,
-        )
+        trace_id, flags, state, parent_context = plan
+        if trace_id is None:
+            trace_id = self._new_trace_id()
+        span_id = self._new_id()
+        span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=state)
         processors = getattr(self._processor, "_span_processors", None)
         if processors is not self._checked:  # the provider's processors changed (or first use)
             self._checked, self._quiet = processors, quiet_at_start(self._processor)
@@ -257,6 +273,21 @@ class Emitter:
         context = self._child_of(parent)
         self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
         return context
+
+    def finish_late(
+        self,
+        source: Source,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        start_ns: int,
+        end_ns: int,
+    ) -> None:
+        """`finish` for a span with these ids whose attributes ``source`` makes when they are read."""
+        if self._late is None:
+            self.finish(name, context, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
+            return
+        self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
 
     def _child_of(self, parent: SpanContext) -> SpanContext:
         """A new span's context under ``parent``, a sampled local span: its trace, flags and state."""
@@ -441,6 +472,15 @@ def emitter(tracer: trace.Tracer, parent: trace.Span) -> Emitter | None:
 
 def starter(tracer: trace.Tracer) -> Emitter | None:
     """The fast path for spans made by ``tracer`` (`Emitter.start` decides per span), or None."""
+    made = made_for(tracer)
+    if made is None or not made.enabled():
+        return None
+    return made
+
+
+def made_for(tracer: trace.Tracer) -> Emitter | None:
+    """``tracer``'s `Emitter` (made once) where it is the SDK's own, whether or not it is enabled
+    now (`Emitter.enabled`, asked per span as the tracer asks it)."""
     sdk = sys.modules.get("opentelemetry.sdk.trace")
     if sdk is None or type(tracer) is not getattr(sdk, "Tracer", None):
         return None
@@ -452,9 +492,7 @@ def starter(tracer: trace.Tracer) -> Emitter | None:
             _log.debug("yolospan: no fast span path for this SDK", exc_info=True)
             made = None
         _emitters[tracer] = made
-    if not isinstance(made, Emitter) or not tracer._is_enabled():  # type: ignore[attr-defined]
-        return None
-    return made
+    return made if isinstance(made, Emitter) else None
 
 
 def _make(tracer: Any, sdk: Any) -> Emitter | None:
@@ -491,4 +529,4 @@ def _samples_children(sampler: Any, sampling: Any) -> bool:
     return _always_on(sampler, sampling)
 
 
-__all__ = ["DeferredSpan", "Emitter", "emit_frames", "emitter", "set_attributes", "starter"]
+__all__ = ["DeferredSpan", "Emitter", "emit_frames", "emitter", "made_for", "set_attributes", "starter"]

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -53,8 +54,9 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
-from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _timing, _torch_flops
-from yolospan.tracing._context import snapshot
+from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _script, _timing, _torch_flops
+from yolospan.tracing._context import Snapshot, snapshot
+from yolospan.tracing._pending import PendingSpan
 from yolospan.tracing._slot import (
     CallSlot,
     let_torchscript_skip_the_slot,
@@ -112,6 +114,10 @@ class _Frame:
         "error",
         "extra",
         "flops",
+        "follower",
+        "gave",
+        "gave_tensor",
+        "key",
         "layer_clock",
         "measured",
         "module",
@@ -120,6 +126,7 @@ class _Frame:
         "pending",
         "phase",
         "root",
+        "single",
         "span",
         "start_mark",
         "start_ns",
@@ -153,6 +160,12 @@ class _Frame:
         self.start_mark: Any = None
         self.end_mark: Any = None
         self.layer_clock: _clock.LayerClock | None = None  # a ClockedModule's forward
+        self.follower: _script.Follower | None = None  # a forward following its signature's script
+        # A described layer call, for a script to check later calls against (see `_script`):
+        self.key: tuple[Any, ...] | None = None  # its call signature
+        self.single = False  # one positional tensor, no other argument
+        self.gave: list[Any] = []  # its output's signature
+        self.gave_tensor = False  # its output was one tensor
 
 
 _UNKNOWN: Any = object()
@@ -164,13 +177,67 @@ _MAX_SIGNATURES = 256
 class _Call:
     """What one call signature of a module always gives: its input attributes and, once counted, FLOPs."""
 
-    __slots__ = ("attrs", "flops", "layers", "peak")
+    __slots__ = (
+        "attrs",
+        "clock",
+        "flops",
+        "gave",
+        "gave_tensor",
+        "layers",
+        "misses",
+        "own",
+        "peak",
+        "script",
+    )
 
     def __init__(self, attrs: _attrs.Attributes) -> None:
         self.attrs = attrs
         self.flops: int | None = None
         self.peak: Any = _UNKNOWN  # the device's peak FLOP/s for this signature (`_timing.wall_rates`)
+        self.clock: Any = _UNKNOWN  # the device's clock (`_timing.clock_for`): the same per signature
         self.layers: Any = None  # a clocked model's layer spans for this signature (`_clock.learn`)
+        self.script: _script.Script | None = None  # the hook path's layer calls (`_script.learn`)
+        self.misses = 0  # forwards that could not learn or follow ``script``
+        # A forward's own span as every later call of the signature on the CPU gives it, once its
+        # FLOPs are cached, and the output signature it was learned with (see `_late_end`).
+        self.own: _clock._Learned | None = None
+        self.gave: list[Any] = []
+        self.gave_tensor = False
+
+
+class _Seen:
+    """What the current context gave a thread's last traced call: a context never changes, so the
+    same context object (and the same global provider, where it is the one used) gives the same."""
+
+    __slots__ = ("attributes", "context", "fast", "phase", "plan", "provider", "tracer")
+
+    def __init__(self, now: Snapshot, explicit: trace.TracerProvider | None) -> None:
+        try:
+            self.context: weakref.ref[Any] | None = weakref.ref(now.context)  # not kept alive here
+        except TypeError:  # a context that cannot be weakly referenced: read every time
+            self.context = None
+        self.provider = trace.get_tracer_provider() if explicit is None else None
+        self.tracer = now.tracer
+        self.phase = now.phase
+        self.attributes = now.attributes
+        self.fast = fast = _fast_spans.made_for(now.tracer)
+        parent = trace.get_current_span(now.context).get_span_context()
+        self.plan = None if fast is None else fast.plan(parent)  # how a forward span starts under it
+
+    def gives(self, context: Any, explicit: trace.TracerProvider | None) -> bool:
+        ref = self.context
+        if ref is None or ref() is not context:
+            return False
+        return explicit is not None or self.provider is trace.get_tracer_provider()
+
+
+class _Local(threading.local):
+    """An instrumentation's per-thread state."""
+
+    stack: list[_Frame | None] | None = None
+    seen: _Seen | None = None  # what the context gave the thread's last traced call
+    layer_clock: _clock.LayerClock | None = None  # reused by the thread's clocked forwards
+    follower: _script.Follower | None = None  # the recorded forward following its script, if any
 
 
 _registry: weakref.WeakKeyDictionary[nn.Module, weakref.ref[Instrumentation]] = weakref.WeakKeyDictionary()
@@ -193,11 +260,12 @@ class Instrumentation:
         self.layers = layers
         self._count_torch = _torch_flops.wanted(flops)  # also FlopCounterMode's count (issue 13)
         self._provider = tracer_provider
-        self._local = threading.local()
+        self._local = _Local()
         self._targets: list[CallSlot] = []
         # A model that times its own layers (`ClockedModule`): its layers' slots stay untouched.
         self._clocked: list[CallSlot] | None = [] if layers and _times_its_layers(module) else None
         self._clocked_index: dict[int, int] = {}
+        self._scripts = layers and self._clocked is None  # the hook path learns its layer calls
         let_torchscript_skip_the_slot()
         self._attach(module, A.SPAN_FORWARD, {}, layer=False)
         if layers:
@@ -264,13 +332,19 @@ class Instrumentation:
         self._targets.append(target)
 
     def _stack(self) -> list[_Frame | None]:
-        stack: list[_Frame | None] | None = getattr(self._local, "stack", None)
+        stack = self._local.stack
         if stack is None:
             stack = self._local.stack = []
         return stack
 
     def _run(self, target: CallSlot, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One traced call: open its frame, run it, close the frame however the call ended."""
+        follower = self._local.follower
+        if follower is not None and target.layer:  # a layer call the forward's script may foresee
+            output = follower.step(target, module, args, kwargs)
+            if output is not _script.DEVIATED:
+                return output
+            self._local.follower = None  # described from here on
         stack = self._stack()
         depth = len(stack)
         try:
@@ -302,16 +376,21 @@ class Instrumentation:
                 frame.start_mark = _timing.mark(root.clock)
             return
         try:
-            now = snapshot(self._provider)  # one read of the context for tracer, phase, attributes
+            context = otel_context.get_current()
+            seen = self._local.seen
+            if seen is None or not seen.gives(context, self._provider):
+                seen = self._local.seen = _Seen(snapshot(self._provider), self._provider)
             start_ns = time.time_ns()
-            fast = _fast_spans.starter(now.tracer)  # the SDK's own tracer: skip its API
-            span = None if fast is None else fast.start(target.name, now.context, start_ns)
+            fast = seen.fast  # the SDK's own tracer: skip its API
+            span = None
+            if fast is not None and fast.enabled():
+                span = fast.start(target.name, context, start_ns, seen.plan)
             if span is None:
-                span = now.tracer.start_span(target.name, context=now.context, start_time=start_ns)
+                span = seen.tracer.start_span(target.name, context=context, start_time=start_ns)
             frame = _Frame(module, target)
-            frame.start_ns, frame.span, frame.tracer = start_ns, span, now.tracer
-            frame.extra, frame.phase = now.attributes, now.phase
-            frame.token = otel_context.attach(trace.set_span_in_context(span, now.context))
+            frame.start_ns, frame.span, frame.tracer = start_ns, span, seen.tracer
+            frame.extra, frame.phase = seen.attributes, seen.phase
+            frame.token = otel_context.attach(trace.set_span_in_context(span, context))
         except Exception:
             _log.warning("yolospan: could not start a span for %s", target.name, exc_info=True)
             stack.append(None)  # keeps the stack balanced
@@ -320,9 +399,19 @@ class Instrumentation:
         if span.is_recording():
             frame.pending = []
             self._describe(frame, args, kwargs, stack)
-            clock = _timing.clock_for(frame.attrs)
+            call = frame.call
+            if call is None:
+                clock = _timing.clock_for(frame.attrs)
+            else:
+                clock = call.clock
+                if clock is _UNKNOWN:
+                    clock = call.clock = _timing.clock_for(frame.attrs)
             if clock is not None:  # on CUDA: device time, read later (see _defer)
                 frame.clock, frame.start_mark = clock, _timing.mark(clock)
+            elif self._scripts and call is not None and call.script is not None:
+                frame.follower = call.script.follower()
+            if self._scripts:
+                self._local.follower = frame.follower  # (a nested forward's layers are its own)
             if self._clocked is not None and frame.call is not None and target.layer is False:
                 own = getattr(self._local, "layer_clock", None)
                 # On a device with its own clock (CUDA) the layers' device times need marks around
@@ -360,6 +449,8 @@ class Instrumentation:
             extra, phase = frame.extra, frame.phase
         else:  # a layer runs in its forward's context: no need to read the context again
             extra, phase = root.extra, root.phase
+            frame.key = key
+            frame.single = not kwargs and len(args) == 1 and type(args[0]) is torch.Tensor
         attrs = {**extra, **known.attrs} if extra else dict(known.attrs)
         if phase is not None:
             attrs[A.PHASE] = phase
@@ -397,28 +488,42 @@ class Instrumentation:
             return
         span = frame.span
         assert span is not None
-        deferred = False
+        deferred = ended = False
+        if self._scripts:
+            self._local.follower = None
         try:
             if span.is_recording():
                 if frame.clock is not None:
                     frame.end_mark = _timing.mark(frame.clock)
                 frame.end_ns = time.time_ns()
-                self._complete(frame, output, error)
+                late = None
+                if error is None and frame.clock is None:  # the CPU: perhaps a learned signature
+                    late = _late_end(frame, span, output)
+                if late is None:
+                    self._complete(frame, output, error)
                 if frame.layer_clock is not None:
                     self._clocked_layers(frame)
+                elif self._scripts and frame.clock is None:
+                    self._scripted_layers(frame)
                 if frame.clock is not None:
                     deferred = self._defer(frame)
                 else:
-                    _apply(span, frame)
+                    if late is None:
+                        _apply(span, frame)
                     if frame.pending:
                         self._emit_layers(frame, frame.tracer)  # type: ignore[arg-type]
+                    if late is not None:
+                        ended = span.end_late(late, frame.end_ns)  # type: ignore[attr-defined]
+                        if not ended:  # changed from another thread since `_late_end` looked
+                            self._complete(frame, output, error)
+                            _apply(span, frame)
         except Exception:
             _log.warning("yolospan: could not finish span %s", frame.name, exc_info=True)
         finally:
             try:
                 otel_context.detach(frame.token)  # type: ignore[arg-type]
             finally:
-                if not deferred:
+                if not deferred and not ended:
                     span.end(end_time=frame.end_ns or None)
 
     def _defer(self, root: _Frame) -> bool:
@@ -459,6 +564,9 @@ class Instrumentation:
             return
         attrs = frame.attrs
         _attrs.add_output_attributes(attrs, output)
+        if frame.root is not None:  # what a script checks later calls of this layer against
+            frame.gave = _attrs.output_signature(output)
+            frame.gave_tensor = type(output) is torch.Tensor
         if frame.counting:
             assert frame.call is not None
             frame.call.flops = frame.flops
@@ -478,6 +586,8 @@ class Instrumentation:
                     call.peak = _timing.peak(attrs)
                 peak = call.peak
             frame.measured = _timing.wall_rates(frame.flops, frame.start_ns, frame.end_ns, peak)
+            if frame.root is None and call is not None and call.own is None:
+                _learn_own(frame, call, output)
 
     def _clocked_layers(self, root: _Frame) -> None:
         """A clocked model's forward: learn its signature's layers, or emit them from the clock."""
@@ -495,6 +605,46 @@ class Instrumentation:
         assert tracer is not None
         _clock.emit(
             tracer, root.span, call.layers, clock.ticks, root.extra, root.phase, root.error, root.end_ns
+        )
+
+    def _scripted_layers(self, root: _Frame) -> None:
+        """The hook path's forward on the CPU: learn its signature's script, or emit what it followed."""
+        call, follower = root.call, root.follower
+        if call is None or root.span is None or root.tracer is None:
+            return
+        if follower is None:  # described: learn from its layer frames, still in ``pending``
+            if call.script is None and call.misses < _script.MAX_MISSES and root.error is None:
+                call.script = _script.learn(root.pending or (), root.extra, root.phase)
+                if call.script is None:
+                    call.misses += 1
+                else:
+                    _clock.prepare(root.tracer, root.span, call.script.learned, root.extra, root.phase)
+            return
+        root.follower = None
+        if follower.deviated:  # described from the deviation on; learn again next time
+            call.script = None
+            call.misses += 1
+        ticks = follower.ticks
+        for index, outputs in follower.odd:  # calls whose outputs were not the script's
+            learned = follower.entries[index].learned
+            odd = _Frame(root.module, follower.entries[index].target)
+            odd.root = odd.parent = root
+            odd.start_ns, odd.end_ns = ticks[2 * index], ticks[2 * index + 1]
+            odd.attrs = learned.reshaped(root.extra, root.phase, outputs)
+            odd.measured = learned.rates(odd.start_ns, odd.end_ns)
+            if root.pending is not None:
+                root.pending.append(odd)
+            ticks[2 * index] = 0  # its span is made from its frame
+        _clock.emit(
+            root.tracer,
+            root.span,
+            follower.script.learned,
+            ticks,
+            root.extra,
+            root.phase,
+            root.error,
+            root.end_ns,
+            follower.failed,
         )
 
     def _emit_layers(self, root: _Frame, tracer: trace.Tracer) -> None:
@@ -553,6 +703,33 @@ def layer_clock(module: nn.Module) -> _clock.LayerClock | None:
 def _registered(module: nn.Module) -> Instrumentation | None:
     ref = _registry.get(module)
     return None if ref is None else ref()
+
+
+def _learn_own(frame: _Frame, call: _Call, output: Any) -> None:
+    """Keep what a forward's own span gives every later call of its signature (FLOPs cached), its
+    attributes validated now for a pending span's emitter (this forward is a slow one anyway)."""
+    call.own = own = _clock.learned_layer(frame, frame.extra, frame.phase)
+    call.gave = _attrs.output_signature(output)
+    call.gave_tensor = type(output) is torch.Tensor
+    if own is not None and type(frame.span) is PendingSpan:
+        own.clocked_source(frame.span.emitter, frame.extra, frame.phase)
+
+
+def _late_end(frame: _Frame, span: trace.Span, output: Any) -> Any:
+    """A forward span's attributes as a late source (`_late_spans`), where nothing but yolospan
+    would set any: a still pending span, FLOPs cached, the outputs its signature learned (`_learn_own`).
+    None where the span is made as usual."""
+    call = frame.call
+    if call is None or call.own is None or frame.counting or type(span) is not PendingSpan:
+        return None
+    if not span.untouched():
+        return None
+    if call.gave_tensor:
+        if type(output) is not torch.Tensor or (output.shape, output.dtype) != call.gave[0]:
+            return None
+    elif type(output) is torch.Tensor or _attrs.output_signature(output) != call.gave:
+        return None
+    return call.own.clocked_source(span.emitter, frame.extra, frame.phase)
 
 
 def _start_ns(frame: _Frame) -> int:

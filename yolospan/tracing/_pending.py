@@ -158,6 +158,24 @@ class PendingSpan(trace.Span):
         self._attributes = self._emitter.cached_attributes(key, attrs, measured)
         return True
 
+    @property
+    def emitter(self) -> Any:
+        return self._emitter
+
+    def untouched(self) -> bool:
+        """Nothing changed it and it has not ended: its attributes can still come from yolospan alone."""
+        return self._span is None and self._end_ns is None and self._attributes is None
+
+    def end_late(self, source: Any, end_ns: int) -> bool:
+        """End it as one finished span whose attributes ``source`` makes when they are read
+        (`_fast_spans.Emitter.finish_late`); False (nothing done) where it is no longer untouched."""
+        with _materializing:
+            if not self.untouched():
+                return False
+            self._end_ns = end_ns
+        self._emitter.finish_late(source, self._name, self._context, self._parent, self._start_ns, end_ns)
+        return True
+
     def end(self, end_time: int | None = None) -> None:
         with _materializing:
             span = self._span
