@@ -27,16 +27,23 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import yolospan
 from trace_overhead import DropExporter, GenericLoop
-from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, _slot, get_tracer
+from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, _script, _slot, get_tracer
+
+FOLLOWED = "layer calls followed (learned hook path)"
+OWN_WORK = "(the modules' own calls inside the slot)"
+"""Not a part of yolospan: subtracted from ``FOLLOWED``, which runs each layer inside its timer."""
 
 PARTS: list[tuple[Any, str, str]] = [
     (_slot, "stepping_aside", "slot: compile/trace check (every call)"),
+    (_script.Follower, "step", FOLLOWED),
     (_instrument.Instrumentation, "_open", "open (before the call)"),
     (sdk_trace.Tracer, "start_span", "  Tracer.start_span"),
     (_fast_spans.Emitter, "start", "  span start (SDK span, no tracer API)"),
-    (_instrument, "snapshot", "  context read (tracer, phase, attributes)"),
+    (_instrument._Seen, "gives", "  context check (read again if it changed)"),
+    (_instrument._Seen, "__init__", "  context read (it changed)"),
     (_instrument.Instrumentation, "_describe", "  input attributes (cached per signature)"),
     (_instrument.Instrumentation, "_close", "close (after the call)"),
+    (_instrument, "_late_end", "  outputs check (a learned signature)"),
     (_instrument.Instrumentation, "_complete", "  output attributes and FLOPs"),
     (_instrument, "_apply", "  forward span's attributes"),
     (_clock, "emit", "  layer spans from the clock"),
@@ -44,6 +51,7 @@ PARTS: list[tuple[Any, str, str]] = [
     (_instrument.otel_context, "detach", "  context detach"),
     (sdk_trace._Span, "end", "  Span.end"),
     (_pending.PendingSpan, "end", "  forward span handed over finished"),
+    (_pending.PendingSpan, "end_late", "  forward span handed over, attributes late"),
 ]
 
 
@@ -59,6 +67,22 @@ def timed(owner: Any, name: str, label: str, forward: dict[str, float]) -> None:
             forward[label] = forward.get(label, 0.0) + time.perf_counter() - start
 
     setattr(owner, name, wrapper)
+
+
+def time_layer_work(forward: dict[str, float]) -> None:
+    """Add the layers' own calls (a layer slot's module call) to ``forward[OWN_WORK]``."""
+    function = _slot.CallSlot.call
+
+    def wrapper(target: _slot.CallSlot, *args: Any) -> Any:
+        if not target.layer:
+            return function(target, *args)
+        start = time.perf_counter()
+        try:
+            return function(target, *args)
+        finally:
+            forward[OWN_WORK] = forward.get(OWN_WORK, 0.0) + time.perf_counter() - start
+
+    _slot.CallSlot.call = wrapper  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -83,6 +107,7 @@ def main() -> None:
     forward: dict[str, float] = {}
     for owner, name, label in PARTS:
         timed(owner, name, label, forward)
+    time_layer_work(forward)
     gc.collect()
     gc.freeze()
     print(
@@ -96,11 +121,13 @@ def main() -> None:
             for _ in range(args.forwards):
                 forward.clear()
                 module(x)
+                if FOLLOWED in forward:  # yolospan's own part of it
+                    forward[FOLLOWED] -= forward.get(OWN_WORK, 0.0)
                 for label, seconds in forward.items():
                     times.setdefault(label, []).append(seconds)
         print(title)
         for _, _, label in PARTS:
-            if label in times:
+            if label in times and label != OWN_WORK:
                 print(f"{label:<44} {statistics.median(times[label]) * 1e3:8.3f}")
     provider.shutdown()
 

@@ -25,7 +25,8 @@ Columns of each table (medians over the rounds):
 - paired ratio, paired diff ms: medians of the paired ratios and differences: in each round, the
   variant's time over (minus) the untraced time of the same round;
 - in yolospan ms: the time spent inside yolospan's frame code during the timed forwards (the
-  traced call's open and close: span start and end, attributes, the layer spans) per forward,
+  traced call's open and close: span start and end, attributes, the layer spans; and a followed
+  layer call on the hook path, less the layer's own work) per forward,
   and ``1 + yolospan/median`` that time over the untraced median: the overhead without the noise
   of the convolutions around it (on CUDA, the forward's own thread only). Only the main
   table's square runs with these timers: the differences below (``--diff-imgsz``), the judged
@@ -91,7 +92,7 @@ from torch import nn
 
 import yolospan
 from yolospan import tracing
-from yolospan.tracing import _clock, _fast_spans, _instrument, get_tracer
+from yolospan.tracing import _clock, _fast_spans, _instrument, _script, _slot, get_tracer
 
 VARIANTS = ("untraced", "model-level", "layers=True", "hook path", "removed")
 FORWARD_FLOORS = ("api", "direct", "deferred")
@@ -123,15 +124,18 @@ def dropping_provider() -> tuple[TracerProvider, DropExporter]:
 
 
 class HookClock:
-    """Accumulates the time spent in yolospan's frame code (a traced call's open and close), per
-    variant, while installed (a ``with`` block): the timers cost time of their own, so the squares
-    whose differences are the judged measure run without them."""
+    """Accumulates the time spent in yolospan's frame code (a traced call's open and close, and a
+    followed layer call less the layer's own work), per variant, while installed (a ``with``
+    block): the timers cost time of their own, so the squares whose differences are the judged
+    measure run without them."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.variant = ""
+        self.layer_work = 0.0  # the layers' own calls inside followed steps, so far
         cls = _instrument.Instrumentation
         self._open, self._close = cls._open, cls._close
+        self._step, self._call = _script.Follower.step, _slot.CallSlot.call
 
     def __enter__(self) -> HookClock:
         cls = _instrument.Instrumentation
@@ -147,7 +151,26 @@ class HookClock:
             clock._close(instr, *args)
             clock.add(time.perf_counter() - start)
 
+        def timed_step(follower: _script.Follower, *args: Any) -> Any:
+            before = clock.layer_work
+            start = time.perf_counter()
+            try:
+                return clock._step(follower, *args)
+            finally:
+                clock.add(time.perf_counter() - start - (clock.layer_work - before))
+
+        def timed_call(target: _slot.CallSlot, *args: Any) -> Any:
+            if not target.layer:
+                return clock._call(target, *args)
+            start = time.perf_counter()
+            try:
+                return clock._call(target, *args)
+            finally:
+                clock.layer_work += time.perf_counter() - start
+
         cls._open, cls._close = timed_open, timed_close  # type: ignore[method-assign]
+        _script.Follower.step = timed_step  # type: ignore[method-assign]
+        _slot.CallSlot.call = timed_call  # type: ignore[method-assign]
         return self
 
     def add(self, seconds: float) -> None:
@@ -157,6 +180,8 @@ class HookClock:
         """Put yolospan's frame code back as it was."""
         cls = _instrument.Instrumentation
         cls._open, cls._close = self._open, self._close  # type: ignore[method-assign]
+        _script.Follower.step = self._step  # type: ignore[method-assign]
+        _slot.CallSlot.call = self._call  # type: ignore[method-assign]
 
 
 class GenericLoop(nn.Module):
