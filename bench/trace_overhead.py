@@ -1,7 +1,7 @@
 """Issue 10's measurement: yolov5s eval forwards, untraced vs traced, interleaved in one run, and the floors.
 
-Five variants, each on its own deep copy of one model, take turns in a Latin square (in round r,
-copy c runs variant (c + r) mod 5), so neither a copy's memory placement nor the order within a
+Six variants, each on its own deep copy of one model, take turns in a Latin square (in round r,
+copy c runs variant (c + r) mod 6), so neither a copy's memory placement nor the order within a
 round favours a variant:
 
 - untraced;
@@ -11,7 +11,10 @@ round favours a variant:
 - hook path: ``instrument(generic, layers=True)``, where ``generic`` is a plain ``nn.Module`` that
   holds the same layers as direct children and runs the same loop, so every layer call goes
   through yolospan's call slot as for any module;
-- removed: instrumented with ``layers=True``, then ``remove()``.
+- removed: instrumented with ``layers=True``, then ``remove()``;
+- slot only: yolospan's call slot on the model with an owner that only calls through: the cost of
+  the dispatch every traced call goes through (the compile/trace check, the caller's frame read,
+  the ``try``), with no span, no attribute: the floor under model-level tracing in this design.
 
 After each switch two untimed forwards refill the per-signature caches (`WARMUP_FORWARDS`), so
 the timed forward is the steady state of a long job. The garbage collector is frozen after
@@ -94,7 +97,7 @@ import yolospan
 from yolospan import tracing
 from yolospan.tracing import _clock, _fast_spans, _instrument, _script, _slot, get_tracer
 
-VARIANTS = ("untraced", "model-level", "layers=True", "hook path", "removed")
+VARIANTS = ("untraced", "model-level", "layers=True", "hook path", "removed", "slot only")
 FORWARD_FLOORS = ("api", "direct", "deferred")
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 """``--precision`` choices: the autocast dtype of the forwards (None: plain float32)."""
@@ -204,6 +207,15 @@ class GenericLoop(nn.Module):
         return x
 
 
+class CallThrough:
+    """A call slot's owner that runs the call and nothing else (the ``slot only`` variant)."""
+
+    def _run(
+        self, target: _slot.CallSlot, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return target.call(module, args, kwargs)
+
+
 class Copy:
     """One deep copy of the model, its generic twin (yolospan's models only), and its current
     variant's handle."""
@@ -212,12 +224,16 @@ class Copy:
         self.model = copy.deepcopy(base)
         self.generic = GenericLoop(self.model) if generic else None
         self.handle: yolospan.Instrumentation | None = None
+        self.slot: _slot.CallSlot | None = None
 
     def switch(self, variant: str, provider: TracerProvider) -> nn.Module:
         """Put this copy in ``variant``'s state; returns the module to call."""
         if self.handle is not None:
             self.handle.remove()
             self.handle = None
+        if self.slot is not None:
+            _slot.unlink(self.model, self.slot)
+            self.slot = None
         if variant == "model-level":
             self.handle = yolospan.instrument(self.model, tracer_provider=provider)
         elif variant == "layers=True":
@@ -229,6 +245,9 @@ class Copy:
             return self.generic
         elif variant == "removed":
             yolospan.instrument(self.model, layers=True, tracer_provider=provider).remove()
+        elif variant == "slot only":
+            self.slot = _slot.CallSlot(CallThrough(), self.model, "forward", {}, layer=False)
+            self.model.__dict__["_compiled_call_impl"] = self.slot
         return self.model
 
 
@@ -495,7 +514,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=40, help="a multiple of 5 balances the square (40)")
+    parser.add_argument("--rounds", type=int, default=42, help="a multiple of 6 balances the square (42)")
     parser.add_argument("--model", default="yolov5s")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")

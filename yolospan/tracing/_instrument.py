@@ -22,9 +22,12 @@ What this gives up: a span started inside a layer's own forward (a phase, anothe
 instrumentation) is parented to the forward span rather than to the layer's. With the SDK's own
 provider the layer spans skip the tracer API (`_fast_spans`), and so does the forward span, which
 reaches the processors as one finished span where none of them acts at a span's start
-(`_pending`). A model that runs its own layer
-loop (`ClockedModule`, e.g. yolospan's YOLO models) times its layers itself and its layers' slots
-stay untouched (`_clock`).
+(`_pending`); once its signature's FLOPs are cached and its outputs are the ones the signature
+learned, that span's attributes are made when read (`_late_end`). What the current context gives
+(tracer, phase, span attributes) is read again only when the context object changed (`_Seen`).
+A model that runs its own layer loop (`ClockedModule`, e.g. yolospan's YOLO models) times its
+layers itself and its layers' slots stay untouched (`_clock`); any other module's later forwards
+of a signature follow the layer calls its first forward made (`_script`).
 
 Every call that carries FLOPs also gets its achieved FLOP/s (`_timing`). On the CPU that comes
 from the recorded wall-clock times when the call ends. A recorded forward on CUDA instead puts
