@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import yolospan
 from trace_overhead import DropExporter, GenericLoop
-from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, _script, _slot, get_tracer
+from yolospan.tracing import _clock, _fast_spans, _instrument, _pending, _script, _slot, _steady, get_tracer
 
 FOLLOWED = "layer calls followed (learned hook path)"
 OWN_WORK = "(the modules' own calls inside the slot)"
@@ -39,11 +39,11 @@ PARTS: list[tuple[Any, str, str]] = [
     (_instrument.Instrumentation, "_open", "open (before the call)"),
     (sdk_trace.Tracer, "start_span", "  Tracer.start_span"),
     (_fast_spans.Emitter, "start", "  span start (SDK span, no tracer API)"),
-    (_instrument._Seen, "gives", "  context check (read again if it changed)"),
-    (_instrument._Seen, "__init__", "  context read (it changed)"),
+    (_steady.ContextReading, "gives", "  context check (read again if it changed)"),
+    (_steady.ContextReading, "__init__", "  context read (it changed)"),
     (_instrument.Instrumentation, "_describe", "  input attributes (cached per signature)"),
     (_instrument.Instrumentation, "_close", "close (after the call)"),
-    (_instrument, "_late_end", "  outputs check (a learned signature)"),
+    (_steady.SteadySpan, "source", "  outputs check (a learned signature)"),
     (_instrument.Instrumentation, "_complete", "  output attributes and FLOPs"),
     (_instrument, "_apply", "  forward span's attributes"),
     (_clock, "emit", "  layer spans from the clock"),

@@ -19,7 +19,7 @@ from torch import nn
 import yolospan
 from span_content import content
 from yolospan import attributes as A
-from yolospan.tracing import _instrument, phase, span_attributes, use_tracer_provider
+from yolospan.tracing import _steady, phase, span_attributes, use_tracer_provider
 
 
 class Trimmed(nn.Module):
@@ -105,7 +105,7 @@ def _run(*, late: bool, layers: bool, monkeypatch) -> list[Any]:
     out = []
     with monkeypatch.context() as patch:
         if not late:
-            patch.setattr(_instrument, "_late_end", lambda *args: None)
+            patch.setattr(_steady.SteadySpan, "source", lambda *args: None)
         with yolospan.instrument(model, layers=layers, tracer_provider=provider), torch.no_grad():
             for _name, step, _late in STEPS:
                 exporter.clear()

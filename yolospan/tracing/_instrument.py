@@ -23,8 +23,9 @@ instrumentation) is parented to the forward span rather than to the layer's. Wit
 provider the layer spans skip the tracer API (`_fast_spans`), and so does the forward span, which
 reaches the processors as one finished span where none of them acts at a span's start
 (`_pending`); once its signature's FLOPs are cached and its outputs are the ones the signature
-learned, that span's attributes are made when read (`_late_end`). What the current context gives
-(tracer, phase, span attributes) is read again only when the context object changed (`_Seen`).
+learned, that span's attributes are made when read (`_steady.SteadySpan`). What the current
+context gives (tracer, phase, span attributes) is read again only when the context object
+changed (`_steady.ContextReading`).
 A model that runs its own layer loop (`ClockedModule`, e.g. yolospan's YOLO models) times its
 layers itself and its layers' slots stay untouched (`_clock`); any other module's later forwards
 of a signature follow the layer calls its first forward made (`_script`).
@@ -57,9 +58,8 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from yolospan import attributes as A
-from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _script, _timing, _torch_flops
-from yolospan.tracing._context import Snapshot, snapshot
-from yolospan.tracing._pending import PendingSpan
+from yolospan.tracing import _attrs, _clock, _fast_spans, _flops, _script, _steady, _timing, _torch_flops
+from yolospan.tracing._context import snapshot
 from yolospan.tracing._slot import (
     CallSlot,
     let_torchscript_skip_the_slot,
@@ -184,13 +184,11 @@ class _Call:
         "attrs",
         "clock",
         "flops",
-        "gave",
-        "gave_tensor",
         "layers",
         "misses",
-        "own",
         "peak",
         "script",
+        "steady",
     )
 
     def __init__(self, attrs: _attrs.Attributes) -> None:
@@ -201,44 +199,14 @@ class _Call:
         self.layers: Any = None  # a clocked model's layer spans for this signature (`_clock.learn`)
         self.script: _script.Script | None = None  # the hook path's layer calls (`_script.learn`)
         self.misses = 0  # forwards that could not learn or follow ``script``
-        # A forward's own span as every later call of the signature on the CPU gives it, once its
-        # FLOPs are cached, and the output signature it was learned with (see `_late_end`).
-        self.own: _clock._Learned | None = None
-        self.gave: list[Any] = []
-        self.gave_tensor = False
-
-
-class _Seen:
-    """What the current context gave a thread's last traced call: a context never changes, so the
-    same context object (and the same global provider, where it is the one used) gives the same."""
-
-    __slots__ = ("attributes", "context", "fast", "phase", "plan", "provider", "tracer")
-
-    def __init__(self, now: Snapshot, explicit: trace.TracerProvider | None) -> None:
-        try:
-            self.context: weakref.ref[Any] | None = weakref.ref(now.context)  # not kept alive here
-        except TypeError:  # a context that cannot be weakly referenced: read every time
-            self.context = None
-        self.provider = trace.get_tracer_provider() if explicit is None else None
-        self.tracer = now.tracer
-        self.phase = now.phase
-        self.attributes = now.attributes
-        self.fast = fast = _fast_spans.made_for(now.tracer)
-        parent = trace.get_current_span(now.context).get_span_context()
-        self.plan = None if fast is None else fast.plan(parent)  # how a forward span starts under it
-
-    def gives(self, context: Any, explicit: trace.TracerProvider | None) -> bool:
-        ref = self.context
-        if ref is None or ref() is not context:
-            return False
-        return explicit is not None or self.provider is trace.get_tracer_provider()
+        self.steady: _steady.SteadySpan | None = None  # its forward span, once FLOPs are cached
 
 
 class _Local(threading.local):
     """An instrumentation's per-thread state."""
 
     stack: list[_Frame | None] | None = None
-    seen: _Seen | None = None  # what the context gave the thread's last traced call
+    seen: _steady.ContextReading | None = None  # what the context gave the thread's last traced call
     layer_clock: _clock.LayerClock | None = None  # reused by the thread's clocked forwards
     follower: _script.Follower | None = None  # the recorded forward following its script, if any
 
@@ -382,7 +350,7 @@ class Instrumentation:
             context = otel_context.get_current()
             seen = self._local.seen
             if seen is None or not seen.gives(context, self._provider):
-                seen = self._local.seen = _Seen(snapshot(self._provider), self._provider)
+                seen = self._local.seen = _steady.ContextReading(snapshot(self._provider), self._provider)
             start_ns = time.time_ns()
             fast = seen.fast  # the SDK's own tracer: skip its API
             span = None
@@ -500,8 +468,9 @@ class Instrumentation:
                     frame.end_mark = _timing.mark(frame.clock)
                 frame.end_ns = time.time_ns()
                 late = None
-                if error is None and frame.clock is None:  # the CPU: perhaps a learned signature
-                    late = _late_end(frame, span, output)
+                steady = None if frame.call is None else frame.call.steady
+                if steady is not None and error is None and frame.clock is None and not frame.counting:
+                    late = steady.source(frame, span, output)  # the CPU, a learned signature
                 if late is None:
                     self._complete(frame, output, error)
                 if frame.layer_clock is not None:
@@ -517,7 +486,7 @@ class Instrumentation:
                         self._emit_layers(frame, frame.tracer)  # type: ignore[arg-type]
                     if late is not None:
                         ended = span.end_late(late, frame.end_ns)  # type: ignore[attr-defined]
-                        if not ended:  # changed from another thread since `_late_end` looked
+                        if not ended:  # changed from another thread since `source` looked
                             self._complete(frame, output, error)
                             _apply(span, frame)
         except Exception:
@@ -589,8 +558,8 @@ class Instrumentation:
                     call.peak = _timing.peak(attrs)
                 peak = call.peak
             frame.measured = _timing.wall_rates(frame.flops, frame.start_ns, frame.end_ns, peak)
-            if frame.root is None and call is not None and call.own is None:
-                _learn_own(frame, call, output)
+            if frame.root is None and call is not None and call.steady is None:
+                call.steady = _steady.SteadySpan.learn(frame, output)
 
     def _clocked_layers(self, root: _Frame) -> None:
         """A clocked model's forward: learn its signature's layers, or emit them from the clock."""
@@ -706,33 +675,6 @@ def layer_clock(module: nn.Module) -> _clock.LayerClock | None:
 def _registered(module: nn.Module) -> Instrumentation | None:
     ref = _registry.get(module)
     return None if ref is None else ref()
-
-
-def _learn_own(frame: _Frame, call: _Call, output: Any) -> None:
-    """Keep what a forward's own span gives every later call of its signature (FLOPs cached), its
-    attributes validated now for a pending span's emitter (this forward is a slow one anyway)."""
-    call.own = own = _clock.learned_layer(frame, frame.extra, frame.phase)
-    call.gave = _attrs.output_signature(output)
-    call.gave_tensor = type(output) is torch.Tensor
-    if own is not None and type(frame.span) is PendingSpan:
-        own.clocked_source(frame.span.emitter, frame.extra, frame.phase)
-
-
-def _late_end(frame: _Frame, span: trace.Span, output: Any) -> Any:
-    """A forward span's attributes as a late source (`_late_spans`), where nothing but yolospan
-    would set any: a still pending span, FLOPs cached, the outputs its signature learned (`_learn_own`).
-    None where the span is made as usual."""
-    call = frame.call
-    if call is None or call.own is None or frame.counting or type(span) is not PendingSpan:
-        return None
-    if not span.untouched():
-        return None
-    if call.gave_tensor:
-        if type(output) is not torch.Tensor or (output.shape, output.dtype) != call.gave[0]:
-            return None
-    elif type(output) is torch.Tensor or _attrs.output_signature(output) != call.gave:
-        return None
-    return call.own.clocked_source(span.emitter, frame.extra, frame.phase)
 
 
 def _start_ns(frame: _Frame) -> int:
