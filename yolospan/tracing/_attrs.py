@@ -96,9 +96,30 @@ OUTPUT_KEYS = frozenset((A.OUTPUT_COUNT, A.OUTPUT_DTYPE, *_OUTPUT_SHAPE_KEYS))
 """The keys `add_output_attributes` may write."""
 
 
-def output_signature(output: Any) -> list[Any]:
+class OutputSignature:
     """What a call's output attributes depend on: each output tensor's shape and dtype, in
-    `iter_tensors` order (checked at the end of every forward of a learned signature: no generator)."""
+    `iter_tensors` order. A learned call checks every later call's output against it (`matches`),
+    so one tensor is compared field by field and nothing walks the output with a generator."""
+
+    __slots__ = ("dtype", "shape", "tensors")
+
+    def __init__(self, output: Any) -> None:
+        self.shape: Any = None
+        self.dtype: Any = None
+        self.tensors: list[Any] | None = None  # (shape, dtype) of each tensor: not one tensor
+        if type(output) is torch.Tensor:
+            self.shape, self.dtype = output.shape, output.dtype
+        else:
+            self.tensors = _output_tensors(output)
+
+    def matches(self, output: Any) -> bool:
+        """Whether ``output`` has the same signature (so the same output attributes)."""
+        if self.tensors is None:
+            return type(output) is torch.Tensor and output.shape == self.shape and output.dtype is self.dtype
+        return type(output) is not torch.Tensor and _output_tensors(output) == self.tensors
+
+
+def _output_tensors(output: Any) -> list[Any]:
     found: list[Any] = []
     _gather(output, found)
     return found

@@ -119,9 +119,9 @@ class _Frame:
         "flops",
         "follower",
         "gave",
-        "gave_tensor",
         "key",
         "layer_clock",
+        "learns",
         "measured",
         "module",
         "name",
@@ -164,11 +164,11 @@ class _Frame:
         self.end_mark: Any = None
         self.layer_clock: _clock.LayerClock | None = None  # a ClockedModule's forward
         self.follower: _script.Follower | None = None  # a forward following its signature's script
-        # A described layer call, for a script to check later calls against (see `_script`):
+        self.learns = False  # a forward whose layer calls may become its signature's script
+        # A layer call in such a forward, for the script to check later calls against:
         self.key: tuple[Any, ...] | None = None  # its call signature
         self.single = False  # one positional tensor, no other argument
-        self.gave: list[Any] = []  # its output's signature
-        self.gave_tensor = False  # its output was one tensor
+        self.gave: _attrs.OutputSignature | None = None  # what it returned
 
 
 _UNKNOWN: Any = object()
@@ -379,12 +379,15 @@ class Instrumentation:
                     clock = call.clock = _timing.clock_for(frame.attrs)
             if clock is not None:  # on CUDA: device time, read later (see _defer)
                 frame.clock, frame.start_mark = clock, _timing.mark(clock)
-            elif self._scripts and call is not None and call.script is not None:
-                frame.follower = call.script.follower()
+            elif self._scripts and call is not None:
+                if call.script is not None:
+                    frame.follower = call.script.follower()
+                else:
+                    frame.learns = call.misses < _script.MAX_MISSES
             if self._scripts:
                 self._local.follower = frame.follower  # (a nested forward's layers are its own)
             if self._clocked is not None and frame.call is not None and target.layer is False:
-                own = getattr(self._local, "layer_clock", None)
+                own = self._local.layer_clock
                 # On a device with its own clock (CUDA) the layers' device times need marks around
                 # each layer: every forward is described (the hook path's layer frames, `_defer`).
                 learned = frame.call.layers if frame.clock is None else None
@@ -420,8 +423,9 @@ class Instrumentation:
             extra, phase = frame.extra, frame.phase
         else:  # a layer runs in its forward's context: no need to read the context again
             extra, phase = root.extra, root.phase
-            frame.key = key
-            frame.single = not kwargs and len(args) == 1 and type(args[0]) is torch.Tensor
+            if root.learns:
+                frame.key = key
+                frame.single = not kwargs and len(args) == 1 and type(args[0]) is torch.Tensor
         attrs = {**extra, **known.attrs} if extra else dict(known.attrs)
         if phase is not None:
             attrs[A.PHASE] = phase
@@ -536,9 +540,8 @@ class Instrumentation:
             return
         attrs = frame.attrs
         _attrs.add_output_attributes(attrs, output)
-        if frame.root is not None:  # what a script checks later calls of this layer against
-            frame.gave = _attrs.output_signature(output)
-            frame.gave_tensor = type(output) is torch.Tensor
+        if frame.root is not None and frame.root.learns:  # what a script checks later calls against
+            frame.gave = _attrs.OutputSignature(output)
         if frame.counting:
             assert frame.call is not None
             frame.call.flops = frame.flops
@@ -585,7 +588,8 @@ class Instrumentation:
         if call is None or root.span is None or root.tracer is None:
             return
         if follower is None:  # described: learn from its layer frames, still in ``pending``
-            if call.script is None and call.misses < _script.MAX_MISSES and root.error is None:
+            learns = root.learns and call.script is None and call.misses < _script.MAX_MISSES
+            if learns and root.error is None:
                 call.script = _script.learn(root.pending or (), root.extra, root.phase)
                 if call.script is None:
                     call.misses += 1
@@ -663,7 +667,7 @@ def layer_clock(module: nn.Module) -> _clock.LayerClock | None:
     instrumentation = None if ref is None else ref()
     if instrumentation is None or instrumentation._clocked is None:
         return None
-    stack: list[_Frame | None] | None = getattr(instrumentation._local, "stack", None)
+    stack = instrumentation._local.stack
     if not stack:
         return None
     frame = stack[-1]

@@ -54,9 +54,6 @@ class _Entry:
         "gave",
         "key",
         "learned",
-        "out_dtype",
-        "out_shape",
-        "out_single",
         "shape",
         "single",
         "target",
@@ -73,12 +70,7 @@ class _Entry:
         self.dtype: Any = None
         if self.single:
             self.shape, self.dtype = self.key[3]
-        self.gave = frame.gave  # `_attrs.output_signature` of what it returned
-        self.out_single = frame.gave_tensor
-        self.out_shape: Any = None
-        self.out_dtype: Any = None
-        if self.out_single:
-            self.out_shape, self.out_dtype = self.gave[0]
+        self.gave: _attrs.OutputSignature = frame.gave  # what it returned
 
 
 class Script:
@@ -100,7 +92,7 @@ def learn(frames: Sequence[Any], extra: Any, phase: str | None) -> Script | None
     entries: list[_Entry] = []
     for frame in frames:
         learned = learned_layer(frame, extra, phase)
-        if learned is None or frame.key is None:
+        if learned is None or frame.key is None or frame.gave is None:
             return None
         entries.append(_Entry(frame, learned))
     return Script(tuple(entries))
@@ -158,10 +150,7 @@ class Follower:
             raise
         ticks[2 * index + 1] = time_ns()
         self.inside = False
-        if entry.out_single:
-            if type(output) is Tensor and output.shape == entry.out_shape and output.dtype is entry.out_dtype:
-                return output
-        elif type(output) is not Tensor and _attrs.output_signature(output) == entry.gave:
+        if entry.gave.matches(output):
             return output
         own: _attrs.Attributes = {}
         _attrs.add_output_attributes(own, output)

@@ -13,7 +13,6 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
@@ -30,12 +29,11 @@ class SteadySpan:
     """A call signature's forward span as every later call on the CPU gives it (its outputs'
     signature included), where nothing but yolospan sets its attributes."""
 
-    __slots__ = ("gave", "gave_tensor", "learned")
+    __slots__ = ("gave", "learned")
 
     def __init__(self, learned: _Learned, output: Any) -> None:
         self.learned = learned
-        self.gave = _attrs.output_signature(output)
-        self.gave_tensor = type(output) is torch.Tensor
+        self.gave = _attrs.OutputSignature(output)
 
     @classmethod
     def learn(cls, frame: Any, output: Any) -> SteadySpan | None:
@@ -52,12 +50,7 @@ class SteadySpan:
         """The attributes of this forward's span as a late source (`_late_spans`), or None where
         the span is made as usual: it is not a pending span nothing changed, or its outputs are
         not the ones the signature learned."""
-        if type(span) is not PendingSpan or not span.untouched():
-            return None
-        if self.gave_tensor:
-            if type(output) is not torch.Tensor or (output.shape, output.dtype) != self.gave[0]:
-                return None
-        elif type(output) is torch.Tensor or _attrs.output_signature(output) != self.gave:
+        if type(span) is not PendingSpan or not span.untouched() or not self.gave.matches(output):
             return None
         return self.learned.clocked_source(span.emitter, frame.extra, frame.phase)
 
