@@ -268,10 +268,8 @@ class Emitter:
     ) -> SpanContext:
         """One layer's finished span whose attributes ``source`` makes when they are read (see
         `_late_spans`), child of ``parent`` (a sampled local span), to the span processors."""
-        if self._late is None:  # an SDK whose spans keep other fields: built at once
-            return self.emit(name, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
         context = self._child_of(parent)
-        self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
+        self.finish_late(source, name, context, parent, start_ns, end_ns)
         return context
 
     def finish_late(
@@ -284,7 +282,7 @@ class Emitter:
         end_ns: int,
     ) -> None:
         """`finish` for a span with these ids whose attributes ``source`` makes when they are read."""
-        if self._late is None:
+        if self._late is None:  # an SDK whose spans keep other fields: built at once
             self.finish(name, context, parent, source.attributes(start_ns, end_ns), start_ns, end_ns)
             return
         self._on_end(self._late(source, name, context, parent, start_ns, end_ns))
